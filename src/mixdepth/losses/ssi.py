@@ -1,0 +1,197 @@
+"""The scale-and-shift-invariant losses of MiDaS (METHOD.md section 3) and the full loss.
+
+Inputs: pred and target (B, H, W) in disparity space, mask bool (B, H, W) of valid target
+pixels; values outside the mask are never used (they may be NaN or inf). M is the number of
+valid pixels of an image.
+
+- ssi_mse:  align the prediction with least squares (`align_lstsq`), 1/(2M) sum r_i^2.
+- ssi_mae:  normalise prediction and target with median/MAD (`normalize_median_mad`),
+            1/(2M) sum |r_i|.
+- ssi_trim: as ssi_mae but the sum runs over the floor((1 - trim) * M) smallest |r_i| of
+            each image only (the largest residuals are dropped); still divided by 2M as in
+            the paper.
+
+The alignment (scale, shift, median, MAD) is differentiated through. Reductions: "batch"
+divides the sum over the batch by the sum of 2M over the batch (the reference), "image"
+averages the per-image losses over images that have valid pixels, "none" returns (B,).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mixdepth.errors import MixdepthError
+from mixdepth.losses.alignment import (
+    align_lstsq,
+    check_inputs,
+    masked,
+    normalize_median_mad,
+    valid_counts,
+)
+from mixdepth.losses.gradient import residual_gradient_matching
+from mixdepth.losses.reduction import check_reduction, reduce_sums, zero_loss
+
+KINDS = ("mse", "mae", "trim")
+# Tolerance added before flooring (1 - trim) * M so that e.g. 0.7 * 10 keeps 7, not 6.
+KEEP_COUNT_TOLERANCE = 1e-9
+
+
+def aligned_residual(pred: Tensor, target: Tensor, mask: Tensor, kind: str) -> Tensor:
+    """R = aligned prediction - (aligned) target, (B, H, W), 0 outside the mask.
+
+    kind "mse": R = s * pred + t - target with (s, t) from `align_lstsq`.
+    kind "mae"/"trim": R = normalize_median_mad(pred) - normalize_median_mad(target).
+    """
+    if kind == "mse":
+        scale, shift = align_lstsq(pred, target, mask)
+        return masked(scale[:, None, None] * pred + shift[:, None, None] - target, mask)
+    if kind in ("mae", "trim"):
+        return normalize_median_mad(pred, mask) - normalize_median_mad(target, mask)
+    raise MixdepthError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+
+
+def trim_keep_mask(abs_residual: Tensor, mask: Tensor, trim: float) -> Tensor:
+    """Bool (B, H, W): the floor((1 - trim) * M) smallest valid residuals of each image.
+
+    Ties are broken by the sort order, so exactly that many pixels are kept. Computed
+    without autograd (the selection is piecewise constant).
+    """
+    with torch.no_grad():
+        flat = torch.where(mask, abs_residual, torch.full_like(abs_residual, math.inf))
+        flat = flat.flatten(1)
+        keep_count = torch.floor(
+            (1.0 - trim) * valid_counts(mask).to(torch.float64) + KEEP_COUNT_TOLERANCE
+        ).to(torch.int64)
+        order = torch.sort(flat, dim=1).indices
+        del flat
+        ranks = torch.arange(order.shape[1], device=order.device)
+        ranks_kept = ranks[None, :] < keep_count[:, None]
+        keep = torch.zeros_like(mask.flatten(1)).scatter_(1, order, ranks_kept)
+    return keep.view_as(mask)
+
+
+def data_term_sums(residual: Tensor, mask: Tensor, kind: str, trim: float = 0.2) -> Tensor:
+    """Per-image sums (B,) of the data term: r^2 for "mse", |r| for "mae", kept |r| for "trim"."""
+    if kind == "mse":
+        return residual.square().flatten(1).sum(1)
+    magnitude = residual.abs()
+    if kind == "trim":
+        magnitude = masked(magnitude, trim_keep_mask(magnitude, mask, trim))
+    return magnitude.flatten(1).sum(1)
+
+
+def check_trim(trim: float) -> None:
+    if not (isinstance(trim, int | float) and 0.0 <= trim < 1.0):
+        raise MixdepthError(f"trim must be a fraction in [0, 1), got {trim!r}")
+
+
+def ssi_loss(
+    pred: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    kind: str = "mse",
+    trim: float = 0.2,
+    reduction: str = "batch",
+) -> Tensor:
+    """The scale-and-shift-invariant data term of the given kind ("mse", "mae" or "trim").
+
+    Shapes and spaces as in the module docstring. Returns a scalar ((B,) for "none").
+    """
+    check_inputs(pred, target, mask, f"ssi_{kind}")
+    check_reduction(reduction)
+    check_trim(trim)
+    residual = aligned_residual(pred, target, mask, kind)
+    sums = data_term_sums(residual, mask, kind, trim)
+    return reduce_sums(sums, 2 * valid_counts(mask), reduction)
+
+
+def ssi_mse(pred: Tensor, target: Tensor, mask: Tensor, reduction: str = "batch") -> Tensor:
+    """Least-squares aligned loss: 1/(2M) sum (s * pred_i + t - target_i)^2 over valid pixels.
+
+    pred, target: (B, H, W) disparity; mask: bool (B, H, W). (s, t) from `align_lstsq`,
+    differentiated through. Degenerate images (constant prediction, one valid pixel) use
+    s = 0, t = mean target; images without valid pixels contribute nothing.
+    """
+    return ssi_loss(pred, target, mask, "mse", reduction=reduction)
+
+
+def ssi_mae(pred: Tensor, target: Tensor, mask: Tensor, reduction: str = "batch") -> Tensor:
+    """Median/MAD aligned loss: 1/(2M) sum |pred_hat_i - target_hat_i| over valid pixels.
+
+    pred, target: (B, H, W) disparity; mask: bool (B, H, W). Both maps are normalised on
+    their own valid pixels (`normalize_median_mad`, differentiated through).
+    """
+    return ssi_loss(pred, target, mask, "mae", reduction=reduction)
+
+
+def ssi_trim(
+    pred: Tensor, target: Tensor, mask: Tensor, trim: float = 0.2, reduction: str = "batch"
+) -> Tensor:
+    """Trimmed median/MAD loss: 1/(2M) sum of the smallest |pred_hat_i - target_hat_i|.
+
+    pred, target: (B, H, W) disparity; mask: bool (B, H, W). Per image, the
+    K = floor((1 - trim) * M) smallest absolute residuals are summed (the largest
+    M - K are dropped) and the sum is divided by 2M, as in the paper. Normalisation as in
+    `ssi_mae` (differentiated through); the selection of kept pixels is not differentiated
+    (it is piecewise constant).
+    """
+    return ssi_loss(pred, target, mask, "trim", trim=trim, reduction=reduction)
+
+
+class ScaleShiftInvariantLoss(nn.Module):
+    """The complete per-dataset MiDaS loss: L_ssi + alpha * L_reg.
+
+    kind: "mse" (least-squares alignment), "mae" or "trim" (median/MAD normalisation).
+    alpha: weight of the gradient-matching term (0 disables it).
+    scales: number of scales K of the gradient-matching term.
+    reduction: "batch", "image" or "none" (see the module docstring); both terms use it.
+    trim: fraction of the largest residuals dropped per image by kind "trim".
+
+    forward(pred, target, mask) with pred, target (B, H, W) disparity and mask bool (B, H, W)
+    returns (total, {"data": data, "grad": grad}); all three are tensors in the autograd
+    graph (call .item() to log). The gradient term is computed on the same aligned residual
+    as the data term (R = s * pred + t - target, or pred_hat - target_hat).
+    """
+
+    def __init__(
+        self,
+        kind: str = "mse",
+        alpha: float = 0.5,
+        scales: int = 4,
+        reduction: str = "batch",
+        trim: float = 0.2,
+    ):
+        super().__init__()
+        if kind not in KINDS:
+            raise MixdepthError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        check_reduction(reduction)
+        check_trim(trim)
+        if alpha < 0:
+            raise MixdepthError(f"alpha must be >= 0, got {alpha!r}")
+        if alpha > 0 and (not isinstance(scales, int) or scales < 1):
+            raise MixdepthError(f"scales must be an integer >= 1, got {scales!r}")
+        self.kind = kind
+        self.alpha = float(alpha)
+        self.scales = scales
+        self.reduction = reduction
+        self.trim = float(trim)
+
+    def forward(self, pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, dict]:
+        check_inputs(pred, target, mask, "ScaleShiftInvariantLoss")
+        residual = aligned_residual(pred, target, mask, self.kind)
+        sums = data_term_sums(residual, mask, self.kind, self.trim)
+        data = reduce_sums(sums, 2 * valid_counts(mask), self.reduction)
+        if self.alpha > 0:
+            grad = residual_gradient_matching(residual, mask, self.scales, self.reduction)
+        else:
+            grad = torch.zeros_like(data) + zero_loss(residual)
+        return data + self.alpha * grad, {"data": data, "grad": grad}
+
+    def extra_repr(self) -> str:
+        return (
+            f"kind={self.kind!r}, alpha={self.alpha}, scales={self.scales}, "
+            f"reduction={self.reduction!r}, trim={self.trim}"
+        )
