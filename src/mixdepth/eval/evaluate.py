@@ -1,0 +1,458 @@
+"""The evaluation loop: predictions against ground truth, one image at a time.
+
+Predictions come either from a model (run through `mixdepth.Predictor` at the model's working
+resolution and resized bilinearly to the full ground-truth resolution, as the protocol
+prescribes) or from files written by any tool (`--predictions DIR`). Each image is scored with
+`mixdepth.eval.alignment.score_dense` (dense benchmarks) or `mixdepth.metrics.whdr` (DIW);
+images that cannot be scored are recorded with the reason and never enter a mean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+
+from mixdepth.data.sample import Sample, Space, depth_to_disparity, to_disparity_target
+from mixdepth.errors import ConfigError, FileFormatError, MixdepthError
+from mixdepth.eval.alignment import ALIGNMENTS, MIN_DEPTH, score_dense
+from mixdepth.eval.benchmarks import Benchmark, load_benchmark
+from mixdepth.eval.report import (
+    CSV_NAME,
+    RUN_NAME,
+    SUMMARY_NAME,
+    PerImageLog,
+    safe_name,
+    summarize,
+    write_json,
+    write_table,
+)
+
+PRED_SPACES = ("disparity", "depth")
+PREDICTION_SUFFIXES = (".npy", ".pfm", ".png")
+# A prediction file at another resolution than the ground truth is resized (bilinearly) only
+# when its aspect ratio is within this factor of the ground truth's: the rounding of network
+# sizes to multiples of 32 distorts it a little; a transposed or foreign map is refused.
+ASPECT_TOLERANCE = 1.2
+
+
+class SkipImage(Exception):
+    """An image that cannot be scored. The message, "kind: detail", goes to the CSV."""
+
+
+@dataclass
+class EvalResult:
+    """One model (label) on one benchmark: the summary, the per-image rows, where they went."""
+
+    label: str
+    benchmark: Benchmark
+    summary: dict
+    rows: list[dict]
+    directory: Path | None = None
+
+    @property
+    def primary(self) -> float | None:
+        """The benchmark's primary metric, None when no image could be evaluated."""
+        return self.summary["primary"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction sources: callables (sample, subset) -> (H, W) float disparity at the GT resolution.
+
+
+def _resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) map resized to size (H, W) bilinearly (align_corners=False), float32."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+    out = torch.nn.functional.interpolate(tensor, size=size, mode="bilinear", align_corners=False)
+    return out[0, 0].numpy()
+
+
+def gt_size(sample: Sample) -> tuple[int, int]:
+    """(H, W) of the ground truth (of the image for ordinal samples without a dense target)."""
+    target = np.asarray(sample.target) if sample.target is not None else None
+    if target is not None and target.ndim == 2 and target.size > 0:
+        return target.shape
+    return tuple(np.asarray(sample.image).shape[:2])
+
+
+class ModelPredictions:
+    """Runs a model through `mixdepth.Predictor`; output resized bilinearly to the GT size."""
+
+    def __init__(self, model, weights: str | Path | None = None, device: str = "cpu"):
+        from mixdepth.predict import Predictor
+
+        if isinstance(model, Predictor):
+            self.predictor = model
+        else:
+            self.predictor = Predictor(model=model, weights=weights, device=device)
+        config = getattr(self.predictor.model, "config", None)
+        self.name = getattr(config, "name", None) or (model if isinstance(model, str) else "model")
+        self.weights = None if weights is None else str(weights)
+
+    @property
+    def description(self) -> dict:
+        return {"model": self.name, "weights": self.weights}
+
+    def __call__(self, sample: Sample, benchmark: Benchmark, subset: str) -> np.ndarray:
+        prediction = self.predictor.predict(
+            sample.image, output_size=gt_size(sample), interpolation="bilinear"
+        )
+        return np.asarray(prediction, dtype=np.float32)
+
+
+def read_prediction(path: Path) -> np.ndarray:
+    """A prediction file (.npy, .pfm or 16-bit .png) as a float32 (H, W) map."""
+    from mixdepth.io import read_pfm, read_png16
+
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise FileFormatError(path, f"not a readable .npy array: {err}") from None
+    elif suffix == ".pfm":
+        array = read_pfm(path)
+    elif suffix == ".png":
+        array = read_png16(path, scale=1.0)
+    else:
+        raise FileFormatError(path, f"prediction files must be {', '.join(PREDICTION_SUFFIXES)}")
+    array = np.asarray(array)
+    if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
+        array = array.squeeze()
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        raise FileFormatError(path, f"expected one (H, W) map, got shape {array.shape}")
+    return array.astype(np.float32, copy=False)
+
+
+class FilePredictions:
+    """Precomputed predictions in a directory, one file per image named by the image's stem.
+
+    For a sample with id "scene/frame_0001" the files tried are, in DIR (or DIR/<benchmark>/
+    when it exists, then DIR/<benchmark>/<subset>/ or DIR/<subset>/ for subsets):
+    scene/frame_0001.EXT, scene_frame_0001.EXT and frame_0001.EXT with EXT in npy, pfm, png.
+    Values are relative inverse depth (space="disparity") or depth (space="depth").
+    """
+
+    def __init__(self, directory: str | Path, space: str = "disparity"):
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise ConfigError(f"--predictions {self.directory}: not a directory")
+        if space not in PRED_SPACES:
+            raise ConfigError(f"--pred-space must be one of {', '.join(PRED_SPACES)}: {space!r}")
+        self.space = space
+        self.name = self.directory.resolve().name or "predictions"
+
+    @property
+    def description(self) -> dict:
+        return {"predictions": str(self.directory.resolve()), "pred_space": self.space}
+
+    def folder(self, benchmark: Benchmark, subset: str) -> Path:
+        base = self.directory
+        if (base / benchmark.name).is_dir():
+            base = base / benchmark.name
+        if subset and (base / subset).is_dir():
+            base = base / subset
+        return base
+
+    def locate(self, sample: Sample, benchmark: Benchmark, subset: str) -> Path | None:
+        base = self.folder(benchmark, subset)
+        sample_id = PurePosixPath(str(sample.id))
+        stems = [str(sample_id), str(sample_id).replace("/", "_"), sample_id.name]
+        image_path = sample.extras.get("image_path") if sample.extras else None
+        if image_path:
+            stems.append(Path(image_path).stem)
+        for stem in dict.fromkeys(stems):
+            for suffix in PREDICTION_SUFFIXES:
+                path = base / f"{stem}{suffix}"
+                if path.is_file():
+                    return path
+        return None
+
+    def __call__(self, sample: Sample, benchmark: Benchmark, subset: str) -> np.ndarray:
+        path = self.locate(sample, benchmark, subset)
+        if path is None:
+            base = self.folder(benchmark, subset)
+            raise SkipImage(
+                f"missing prediction: no {PurePosixPath(str(sample.id)).name}"
+                f".{{npy,pfm,png}} for {sample.id} in {base}"
+            )
+        try:
+            array = read_prediction(path)
+        except MixdepthError as err:
+            raise SkipImage(f"unreadable prediction: {err}") from None
+        if self.space == "depth":
+            array, _ = depth_to_disparity(array, np.ones(array.shape, dtype=bool))
+        size = gt_size(sample)
+        if array.shape != size:
+            aspect = (array.shape[1] / array.shape[0]) / (size[1] / size[0])
+            if not 1 / ASPECT_TOLERANCE <= aspect <= ASPECT_TOLERANCE:
+                raise SkipImage(
+                    f"shape mismatch: prediction {path.name} is {array.shape[0]}x"
+                    f"{array.shape[1]}, ground truth is {size[0]}x{size[1]}"
+                )
+            array = _resize_bilinear(array, size)
+        return array
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground truth and scoring of one sample.
+
+
+def crop_mask(crop, shape: tuple[int, int]) -> np.ndarray:
+    """bool (H, W) True inside an evaluation crop (top, bottom, left, right).
+
+    Values in [0, 1] that are not all integers are fractions of the height/width (the KITTI
+    Garg/Eigen crops); otherwise they are pixel bounds (the NYU Eigen crop), bottom and right
+    exclusive. None means the whole image.
+    """
+    height, width = shape
+    mask = np.zeros(shape, dtype=bool)
+    if crop is None:
+        mask[:] = True
+        return mask
+    top, bottom, left, right = (float(v) for v in crop)
+    if all(0.0 <= v <= 1.0 for v in (top, bottom, left, right)) and not all(
+        v.is_integer() for v in (top, bottom, left, right)
+    ):
+        top, bottom = top * height, bottom * height
+        left, right = left * width, right * width
+    mask[int(top) : int(bottom), int(left) : int(right)] = True
+    return mask
+
+
+def ground_truth(
+    sample: Sample, benchmark: Benchmark, crop=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(depth float64 (H, W), mask bool (H, W)) of a dense sample, restricted to the valid
+    range and the crop. Disparity targets are inverted (depth up to their scale)."""
+    space = Space(sample.space)
+    if space.is_depth:
+        depth = np.asarray(sample.target, dtype=np.float64)
+        mask = np.asarray(sample.mask, dtype=bool) & np.isfinite(depth) & (depth > 0)
+    else:
+        disparity, valid = to_disparity_target(sample)
+        depth, mask = depth_to_disparity(disparity.astype(np.float64), valid)
+    if benchmark.valid_range is not None:
+        low, high = benchmark.valid_range
+        mask &= (depth >= low) & (depth <= high)
+    if crop is not None:
+        mask &= crop_mask(crop, depth.shape)
+    return depth, mask
+
+
+def score_sample(
+    predict: Callable,
+    sample: Sample,
+    benchmark: Benchmark,
+    subset: str,
+    align: str,
+    crop=None,
+) -> dict:
+    """Metrics of one sample (a dict of floats plus counts); raises SkipImage with a reason."""
+    if benchmark.ordinal:
+        from mixdepth.metrics import whdr
+
+        pairs = None if sample.pairs is None else np.asarray(sample.pairs)
+        if pairs is None or pairs.size == 0:
+            raise SkipImage("no pairs: the sample has no annotated point pair")
+        prediction = predict(sample, benchmark, subset)
+        try:
+            value = whdr(prediction, pairs)
+        except MixdepthError as err:
+            raise SkipImage(f"bad pairs: {err}") from None
+        return {"whdr": value, "pairs": int(pairs.shape[0])}
+    if Space(sample.space) is Space.ORDINAL:
+        raise SkipImage("no dense ground truth: ordinal sample in a dense benchmark")
+    depth, mask = ground_truth(sample, benchmark, crop)
+    if not mask.any():
+        raise SkipImage("empty mask: no valid ground-truth pixel in range and crop")
+    prediction = predict(sample, benchmark, subset)
+    if prediction.shape != depth.shape:
+        raise SkipImage(
+            f"shape mismatch: prediction {prediction.shape[0]}x{prediction.shape[1]}, "
+            f"ground truth {depth.shape[0]}x{depth.shape[1]}"
+        )
+    bad = int((~np.isfinite(prediction[mask])).sum())
+    if bad:
+        raise SkipImage(f"non-finite prediction: NaN or inf at {bad} valid pixels")
+    min_depth = benchmark.valid_range[0] if benchmark.valid_range else MIN_DEPTH
+    metrics = score_dense(prediction, depth, mask, benchmark.cap, align, max(min_depth, 1e-6))
+    return {**metrics, "valid_pixels": int(mask.sum())}
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+def benchmark_subsets(benchmark: Benchmark, root: str | Path) -> list[tuple[str, Path]]:
+    """(subset name, dataset root) pairs; one pair ("", root) without subsets.
+
+    For subset benchmarks (synthetic held-out families) the root may be the generator's output
+    directory (with ROOT/<subsets>/<family>/) or the <subsets> directory itself.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"--root {root}: not a directory (benchmark {benchmark.name})")
+    if benchmark.subsets is None:
+        return [("", root)]
+    base = root / benchmark.subsets if (root / benchmark.subsets).is_dir() else root
+    families = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not families:
+        raise ConfigError(
+            f"--root {root}: no {benchmark.subsets}/<family>/ folders found for "
+            f"benchmark {benchmark.name}"
+        )
+    return [(p.name, p) for p in families]
+
+
+def _dataset_crop(dataset):
+    crop = getattr(dataset, "eval_crop", None)
+    return crop() if callable(crop) else crop
+
+
+def _check_run(directory: Path, settings: dict, resume: bool) -> None:
+    """Refuse to resume a run made with other settings into the same directory."""
+    path = directory / RUN_NAME
+    if resume and path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise FileFormatError(path, f"not valid JSON: {err}") from None
+        keys = [k for k in settings if k != "limit"]
+        changed = [k for k in keys if previous.get(k) != settings[k]]
+        if changed:
+            raise ConfigError(
+                f"{directory}: holds results made with different {', '.join(changed)}; "
+                "use another --out or --label, or --no-resume to start over"
+            )
+    write_json(path, settings)
+
+
+def evaluate(
+    benchmark: str | Path | Benchmark,
+    root: str | Path,
+    *,
+    model=None,
+    weights: str | Path | None = None,
+    predictions: str | Path | None = None,
+    pred_space: str = "disparity",
+    align: str = "disparity",
+    crop: bool | None = None,
+    cap: float | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    out: str | Path | None = None,
+    label: str | None = None,
+    device: str = "cpu",
+    resume: bool = True,
+    progress: bool = True,
+    dataset_options: dict | None = None,
+) -> EvalResult:
+    """Evaluate one model (or a directory of predictions) on one benchmark.
+
+    benchmark: a shipped name (nyu, kitti, tum, eth3d, sintel, diw, folder, synthetic-heldout),
+        a benchmark YAML path or a `Benchmark`. root: the dataset's directory.
+    model: a registry name, an nn.Module or a `Predictor` (with optional `weights`); or
+        predictions: a directory of .npy/.pfm/.png files in `pred_space` (disparity|depth).
+    align: disparity (the published protocol), depth, median or none.
+    crop: apply the dataset's evaluation crop (default: the benchmark's setting).
+    cap, split: override the benchmark's. limit: at most this many images (per subset).
+    out: write OUT/<label>/<benchmark>/{per_image.csv, summary.json, run.json} and OUT/table.md;
+        with resume=True, images already evaluated there are skipped.
+    """
+    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(benchmark)
+    bench = bench.replace(split=split, cap=cap)
+    if dataset_options:
+        bench = bench.replace(dataset_options={**bench.dataset_options, **dataset_options})
+    if align not in ALIGNMENTS:
+        raise ConfigError(f"--align must be one of {', '.join(ALIGNMENTS)}: {align!r}")
+    if (model is None) == (predictions is None):
+        raise ConfigError("give either a model (--model) or a directory of --predictions")
+    if not bench.ordinal and bench.cap is None:
+        raise ConfigError(f"benchmark {bench.name} needs a depth cap: pass --cap METRES")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1: {limit}")
+    subsets = benchmark_subsets(bench, root)
+    if predictions is not None:
+        source = FilePredictions(predictions, pred_space)
+    else:
+        source = ModelPredictions(model, weights, device)
+    label = label or source.name
+    use_crop = bench.crop if crop is None else crop
+    settings = {
+        "label": label,
+        **source.description,
+        "benchmark": asdict(bench),
+        "root": str(Path(root).resolve()),
+        "align": align,
+        "crop": use_crop,
+        "limit": limit,
+    }
+    settings["benchmark"]["valid_range"] = (
+        None if bench.valid_range is None else list(bench.valid_range)
+    )
+
+    directory = None
+    log = None
+    if out is not None:
+        directory = Path(out) / safe_name(label) / bench.name
+        directory.mkdir(parents=True, exist_ok=True)
+        _check_run(directory, settings, resume)
+        log = PerImageLog(directory / CSV_NAME, resume=resume)
+    rows: list[dict] = list(log.rows) if log else []
+    done = log.done if log else set()
+    try:
+        for subset, subset_root in subsets:
+            _evaluate_subset(
+                source, bench, subset, subset_root, align, use_crop, limit, done, rows, log,
+                progress, label,
+            )
+    finally:
+        if log:
+            log.close()
+    summary = summarize(rows, bench, settings)
+    if directory is not None:
+        write_json(directory / SUMMARY_NAME, summary)
+        write_table(Path(out))
+    return EvalResult(label=label, benchmark=bench, summary=summary, rows=rows, directory=directory)
+
+
+def _evaluate_subset(
+    source, bench, subset, subset_root, align, use_crop, limit, done, rows, log, progress, label
+) -> None:
+    from tqdm import tqdm
+
+    from mixdepth.data import create_dataset
+
+    dataset = create_dataset(bench.dataset, subset_root, split=bench.split, **bench.dataset_options)
+    crop = _dataset_crop(dataset) if use_crop else None
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    ids = getattr(dataset, "ids", None)
+    desc = f"{label} {bench.name}" + (f"/{subset}" if subset else "")
+    for index in tqdm(range(count), desc=desc, disable=not progress, file=sys.stderr):
+        known_id = str(ids[index]) if ids is not None and index < len(ids) else None
+        if known_id is not None and (subset, known_id) in done:
+            continue
+        row = {"subset": subset, "id": known_id or f"#{index}", "status": "ok", "reason": ""}
+        try:
+            sample = dataset[index]
+        except MixdepthError as err:
+            row.update(status="skipped", reason=f"unreadable sample: {err}")
+        else:
+            row["id"] = str(sample.id or row["id"])
+            if (subset, row["id"]) in done:
+                continue
+            try:
+                row.update(score_sample(source, sample, bench, subset, align, crop))
+            except SkipImage as skip:
+                row.update(status="skipped", reason=str(skip))
+            except MixdepthError as err:
+                row.update(status="skipped", reason=f"not scorable: {err}")
+        rows.append(row)
+        if log:
+            log.append(row)
