@@ -103,7 +103,7 @@ class MaxPool2dSame(nn.Module):
 
 
 class GroupNormAct(nn.GroupNorm):
-    """GroupNorm (32 groups, eps 1e-5) optionally followed by ReLU; parameters ``weight``, ``bias``."""
+    """GroupNorm (32 groups, eps 1e-5), optionally followed by ReLU; params ``weight``, ``bias``."""
 
     def __init__(self, num_channels: int, apply_act: bool = True, num_groups: int = 32):
         super().__init__(num_groups, num_channels, eps=1e-5)
@@ -157,12 +157,9 @@ class ResNetStage(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, depth: int, stride: int):
         super().__init__()
-        self.blocks = nn.Sequential(
-            *[
-                Bottleneck(in_channels if i == 0 else out_channels, out_channels, stride if i == 0 else 1)
-                for i in range(depth)
-            ]
-        )
+        blocks = [Bottleneck(in_channels, out_channels, stride)]
+        blocks += [Bottleneck(out_channels, out_channels) for _ in range(depth - 1)]
+        self.blocks = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(x)
@@ -191,7 +188,8 @@ class ResNetV2Backbone(nn.Module):
         self.stages = nn.Sequential()
         in_channels = stem_channels
         for i, (depth, width) in enumerate(zip(layers, channels, strict=True)):
-            self.stages.add_module(str(i), ResNetStage(in_channels, width, depth, 1 if i == 0 else 2))
+            stride = 1 if i == 0 else 2
+            self.stages.add_module(str(i), ResNetStage(in_channels, width, depth, stride))
             in_channels = width
         self.num_features = in_channels
 
@@ -261,7 +259,7 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)); LayerNorm eps 1e-6."""
+    """Pre-norm block: x + attn(norm1(x)), then x + mlp(norm2(x)); LayerNorm eps 1e-6."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
         super().__init__()
