@@ -357,7 +357,8 @@ def evaluate(
 
     benchmark: a shipped name (nyu, kitti, tum, eth3d, sintel, diw, folder, synthetic-heldout),
         a benchmark YAML path or a `Benchmark`. root: the dataset's directory.
-    model: a registry name, an nn.Module or a `Predictor` (with optional `weights`); or
+    model: a registry name, an nn.Module, a `Predictor` (with optional `weights`) or a
+        `ModelPredictions` (to reuse one loaded model over several benchmarks); or
         predictions: a directory of .npy/.pfm/.png files in `pred_space` (disparity|depth).
     align: disparity (the published protocol), depth, median or none.
     crop: apply the dataset's evaluation crop (default: the benchmark's setting).
@@ -380,6 +381,8 @@ def evaluate(
     subsets = benchmark_subsets(bench, root)
     if predictions is not None:
         source = FilePredictions(predictions, pred_space)
+    elif isinstance(model, ModelPredictions):
+        source = model
     else:
         source = ModelPredictions(model, weights, device)
     label = label or source.name
