@@ -1,0 +1,111 @@
+"""Images and PNG-encoded depth/disparity maps (read with Pillow).
+
+16-bit PNG depth stores round(value * scale) with 0 meaning "no measurement": KITTI uses
+scale 256 (metres), TUM RGB-D 5000 (metres), NYU extractions 1000 (millimetres).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from mixdepth.errors import FileFormatError
+from mixdepth.io._files import PathOrFile, as_file, display_name
+
+KITTI_DEPTH_SCALE = 256.0
+TUM_DEPTH_SCALE = 5000.0
+
+
+def _open(path: PathOrFile) -> Image.Image:
+    """Open and fully decode an image, turning every decoder failure into FileFormatError."""
+    name = display_name(path)
+    try:
+        image = Image.open(as_file(path))
+        image.load()
+    except FileFormatError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise FileFormatError(name, f"cannot decode image ({err})") from None
+    return image
+
+
+def read_image(path: PathOrFile) -> np.ndarray:
+    """Read an image file -> float32 (H, W, 3) RGB in [0, 1].
+
+    Grey images are replicated to three channels, alpha is dropped, 16-bit images are
+    divided by 65535 and 8-bit ones by 255. EXIF orientation is not applied, so pixels stay
+    aligned with the depth maps stored next to them.
+    """
+    image = _open(path)
+    if image.mode in ("I;16", "I;16L", "I;16B", "I"):
+        array = np.asarray(image).astype(np.float32) / 65535.0
+        return np.repeat(np.clip(array, 0.0, 1.0)[:, :, None], 3, axis=2)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8).astype(np.float32) / 255.0
+
+
+def read_uint_png(path: PathOrFile) -> np.ndarray:
+    """Read a single-channel 8- or 16-bit PNG -> its raw integer values as float32 (H, W)."""
+    image = _open(path)
+    if image.mode in ("I;16", "I;16L", "I;16B", "I", "L", "1", "P"):
+        if image.mode == "P":
+            image = image.convert("L")
+        return np.asarray(image).astype(np.float32)
+    if image.mode in ("RGB", "RGBA", "LA"):
+        array = np.asarray(image)
+        channels = array[..., :3] if image.mode != "LA" else array[..., :1]
+        if not np.all(channels == channels[..., :1]):
+            raise FileFormatError(
+                display_name(path),
+                f"expected a single-channel map, got a colour {image.mode} image",
+            )
+        return channels[..., 0].astype(np.float32)
+    raise FileFormatError(display_name(path), f"unsupported image mode {image.mode} for a map")
+
+
+def read_png16(path: PathOrFile, scale: float) -> np.ndarray:
+    """Read a 16-bit PNG depth map -> float32 (H, W) value / scale; 0 stays 0 (invalid)."""
+    image = _open(path)
+    if image.mode not in ("I;16", "I;16L", "I;16B", "I"):
+        raise FileFormatError(
+            display_name(path), f"expected a 16-bit single-channel PNG, got mode {image.mode}"
+        )
+    return np.asarray(image).astype(np.float32) / np.float32(scale)
+
+
+def write_png16(path: str | os.PathLike, array: np.ndarray, scale: float) -> None:
+    """Write float (H, W) values as a 16-bit PNG of round(value * scale).
+
+    Non-finite and non-positive values are written as 0 (invalid). Values that would not
+    fit in 16 bits raise ValueError rather than being clipped silently.
+    """
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"write_png16 expects (H, W), got shape {array.shape}")
+    valid = np.isfinite(array) & (array > 0)
+    scaled = np.where(valid, np.round(np.where(valid, array, 0) * scale), 0)
+    if scaled.max(initial=0) > 65535:
+        raise ValueError(
+            f"{path}: value {array[valid].max():g} * scale {scale:g} exceeds 65535; use a "
+            "smaller scale"
+        )
+    # A valid value that rounds to 0 would turn into "invalid": keep it at the smallest code.
+    scaled = np.where(valid & (scaled < 1), 1, scaled)
+    Image.fromarray(scaled.astype(np.uint16)).save(path, format="PNG")
+
+
+def write_uint8_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write uint8 (H, W) or (H, W, 3) as PNG (masks, 8-bit disparity, RGB images)."""
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path, format="PNG")
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:
+    """Write float (H, W, 3) RGB in [0, 1] (or uint8) as PNG or JPEG, chosen by the suffix."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    options = {"quality": quality} if str(path).lower().endswith((".jpg", ".jpeg")) else {}
+    Image.fromarray(image).save(path, **options)
