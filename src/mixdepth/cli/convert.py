@@ -1,0 +1,34 @@
+"""`mixdepth convert`: a PyTorch weights file (e.g. an official MiDaS .pt) to safetensors."""
+
+from pathlib import Path
+
+import typer
+
+from mixdepth.cli.app import app
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="Weights to read (.pt/.pth state dict, .safetensors)."),
+    dst: Path = typer.Argument(..., help="Output .safetensors file."),
+    model: str = typer.Option(
+        None, "--model", "-m", help="Architecture name; guessed from the keys when omitted."
+    ),
+) -> None:
+    """Convert weights to safetensors after checking they strict-load into the architecture."""
+    from rich.console import Console
+
+    from mixdepth.models.checkpoints import (
+        architecture_of,
+        check_state_dict,
+        read_state_dict,
+        save_state_dict,
+    )
+    from mixdepth.models.registry import create_on_meta
+
+    state = read_state_dict(src)
+    name, options = architecture_of(src, state, model)
+    check_state_dict(create_on_meta(name, **options), state, src)
+    save_state_dict(state, dst, name, options, metadata={"source": src.name})
+    n_params = sum(t.numel() for t in state.values())
+    Console().print(f"{dst}: model {name}, {len(state)} tensors, {n_params / 1e6:.1f} M values")
