@@ -1,0 +1,729 @@
+"""The training loop: mixed datasets, naive / uniform / Pareto (MGDA) mixing, exact resume,
+data parallelism under torchrun.
+
+One step of each strategy (all losses in disparity space, per-dataset loss L_d times its
+configured weight w_d):
+- naive / uniform: one forward over the batch, total = sum_d (n_d / n) w_d L_d, backward.
+- pareto (full):   for every dataset, a forward of its share and the gradient g_d of w_d L_d
+                   over all parameters; the min-norm weights a = min_norm_weights(g) and the
+                   update direction sum_d a_d g_d. Under DDP each g_d is averaged over ranks
+                   first, so all ranks solve the same problem.
+- pareto (ub):     one forward over the batch; the min-norm problem is solved on the gradients
+                   of the L_d with respect to the network output (cheap, but the datasets hold
+                   different images, so these gradients are orthogonal and the weights reduce
+                   to inverse squared gradient norms); then one backward of sum_d a_d w_d L_d.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from mixdepth.errors import ConfigError, MixdepthError
+from mixdepth.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+)
+from mixdepth.train.config import TrainConfig, dataset_labels, load_config
+from mixdepth.train.mgda import min_norm_weights, min_norm_weights_from_gram
+from mixdepth.train.samplers import MixingSampler, Slot, create_sampler
+
+# ---------------------------------------------------------------------------- data
+
+
+class SlotDataset(Dataset):
+    """Reads `Slot(dataset, index, seed)` items from a list of datasets.
+
+    The augmentation of each image is made a function of the slot's seed: python, numpy and
+    torch global RNGs are seeded for the duration of the read and restored afterwards. So a
+    batch is the same whatever the number of workers and whether the run was resumed.
+    Returns (dataset config index, Sample).
+    """
+
+    def __init__(self, datasets: Sequence[Dataset]):
+        self.datasets = list(datasets)
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
+
+    def __getitem__(self, slot: Slot):
+        states = random.getstate(), np.random.get_state(), torch.get_rng_state()  # noqa: NPY002  (the legacy global RNG that transforms may use)
+        try:
+            random.seed(slot.seed)
+            np.random.seed(slot.seed)  # noqa: NPY002  (the legacy global RNG that transforms may use)
+            torch.manual_seed(slot.seed)
+            return slot.dataset, self.datasets[slot.dataset][slot.index]
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])  # noqa: NPY002  (the legacy global RNG that transforms may use)
+            torch.set_rng_state(states[2])
+
+
+def collate_slots(items: list) -> dict:
+    """[(dataset index, Sample)] -> collate_samples(...) plus "source": int64 (B,) indices."""
+    from mixdepth.data import collate_samples
+
+    batch = collate_samples([sample for _, sample in items])
+    batch["source"] = torch.tensor([index for index, _ in items], dtype=torch.int64)
+    return batch
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+class DatasetLoss(nn.Module):
+    """The loss of one dataset: an SSI loss (mse | mae | trim) + gradient matching, or the
+    ordinal ranking loss. forward(pred (B,H,W), batch part) -> (total, {term: value})."""
+
+    def __init__(self, kind: str, alpha: float, scales: int, reduction: str):
+        super().__init__()
+        from mixdepth.losses import ScaleShiftInvariantLoss
+
+        self.kind = kind
+        self.reduction = reduction
+        self.ssi = (
+            None
+            if kind == "ordinal"
+            else ScaleShiftInvariantLoss(kind=kind, alpha=alpha, scales=scales, reduction=reduction)
+        )
+
+    def forward(self, pred: torch.Tensor, part: dict) -> tuple[torch.Tensor, dict]:
+        if self.ssi is None:
+            from mixdepth.losses import ordinal_ranking_loss
+
+            loss = ordinal_ranking_loss(pred, part["pairs"], reduction=self.reduction)
+            return loss, {"ordinal": loss}
+        return self.ssi(pred, part["disparity"], part["mask"])
+
+
+def _select(batch: dict, rows: torch.Tensor) -> dict:
+    """The rows of a collated batch (tensors indexed, lists picked)."""
+    picked = rows.tolist()
+    part = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            part[key] = value[rows]
+        elif isinstance(value, list):
+            part[key] = [value[i] for i in picked]
+        else:
+            part[key] = value
+    return part
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            out[key] = value.to(device, non_blocking=True)
+        elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+            out[key] = [v.to(device) for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Multiplier of the base learning rates at `step` (0-based): warm-up, then the schedule."""
+    sched = config.schedule
+    if step < sched.warmup_steps:
+        return (step + 1) / sched.warmup_steps
+    if sched.kind == "constant":
+        return 1.0
+    if sched.kind == "step":
+        return sched.gamma ** ((step - sched.warmup_steps) // sched.step_every)
+    span = max(config.steps - sched.warmup_steps - 1, 1)
+    progress = min((step - sched.warmup_steps) / span, 1.0)
+    return sched.min_lr_ratio + (1 - sched.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Adam groups: `pretrained.*` parameters (encoder) at lr_encoder, the rest at lr_decoder."""
+    encoder, decoder = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (encoder if name.startswith("pretrained.") else decoder).append(param)
+    groups = [
+        {"params": encoder, "lr": config.optimizer.lr_encoder, "name": "encoder"},
+        {"params": decoder, "lr": config.optimizer.lr_decoder, "name": "decoder"},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Put every BatchNorm layer in eval mode (running statistics used and kept fixed)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+@dataclass
+class _Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device_kind: str) -> _Distributed:
+    """Join the process group torchrun describes in the environment (if any)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return _Distributed()
+    owns = False
+    if not dist.is_initialized():
+        backend = "nccl" if device_kind == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+        owns = True
+    return _Distributed(
+        dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns
+    )
+
+
+def _pick_device(config: TrainConfig, local_rank: int) -> torch.device:
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("device: cuda requested but no CUDA device is available")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the step and stops."""
+
+    def __init__(self) -> None:
+        self.raised: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.raised = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. losses: mean loss per dataset label over the last log window."""
+
+    out_dir: Path
+    step: int
+    interrupted: bool
+    weights: Path | None
+    checkpoint: Path | None
+    losses: dict[str, float] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """One training run. Build with a validated config; `run()` trains and returns a result.
+
+    datasets / model may be given directly (tests, notebooks); by default they are built from
+    the config with `mixdepth.data.create_dataset` and `mixdepth.models.create`.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        datasets: Sequence[Dataset] | None = None,
+        model: nn.Module | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.config = config
+        self.labels = dataset_labels(config)
+        self.out_dir = Path(config.out_dir)
+        self.dist = _setup_distributed("cuda" if config.device != "cpu" and
+                                       torch.cuda.is_available() else "cpu")
+        self.device = _pick_device(config, self.dist.local_rank)
+        self._seed_everything(config.seed)
+        self.datasets = list(datasets) if datasets is not None else self._build_datasets()
+        if len(self.datasets) != len(config.datasets):
+            raise ConfigError(
+                f"datasets: {len(config.datasets)} configured but {len(self.datasets)} given"
+            )
+        self.loss_kinds = self._loss_kinds()
+        self.losses = [
+            DatasetLoss(kind, config.loss.alpha, config.loss.scales, config.loss.reduction)
+            for kind in self.loss_kinds
+        ]
+        self.model = (model if model is not None else self._build_model()).to(self.device)
+        self.model_config = self.model.config
+        self.ddp_model: nn.Module = self.model
+        if self.dist.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(
+            parameter_groups(self.model, config),
+            betas=tuple(config.optimizer.betas),
+            weight_decay=config.optimizer.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(config, step)
+        )
+        self.sampler: MixingSampler = create_sampler(
+            config.mixing,
+            [len(d) for d in self.datasets],
+            config.batch_size,
+            seed=config.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            total_steps=config.steps,
+        )
+        self.step = 0
+        self.history: list[dict] = []
+        self.checkpoint_path: Path | None = None
+        if resume:
+            self._resume()
+        elif latest_checkpoint(self.out_dir) is not None:
+            raise ConfigError(
+                f"out_dir: {self.out_dir} already holds a run with checkpoints; "
+                "pass --resume to continue it or choose another out_dir"
+            )
+
+    # -- construction --------------------------------------------------------------------
+
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002  (the legacy global RNG that transforms may use)
+        torch.manual_seed(seed)
+
+    def _build_datasets(self) -> list[Dataset]:
+        from mixdepth.data import create_dataset
+        from mixdepth.data.transforms import TrainTransform
+
+        transform = TrainTransform(
+            size=self.config.crop_size,
+            flip=self.config.augment.flip,
+            jitter=self.config.augment.jitter,
+        )
+        datasets = []
+        for i, ds in enumerate(self.config.datasets):
+            try:
+                dataset = create_dataset(ds.name, ds.root, split=ds.split, transform=transform)
+            except MixdepthError as err:
+                raise ConfigError(f"datasets[{i}] ({ds.name} at {ds.root}): {err}") from None
+            datasets.append(dataset)
+        return datasets
+
+    def _loss_kinds(self) -> list[str]:
+        from mixdepth.data.sample import Space
+
+        kinds = []
+        for i, (ds, dataset) in enumerate(zip(self.config.datasets, self.datasets, strict=True)):
+            if len(dataset) == 0:
+                raise ConfigError(f"datasets[{i}].root: no {ds.split} samples in {ds.root}")
+            space = getattr(dataset, "space", None)
+            ordinal = space is not None and Space(space) is Space.ORDINAL
+            kind = ds.loss or ("ordinal" if ordinal else "trim")
+            if ordinal and kind != "ordinal":
+                raise ConfigError(
+                    f"datasets[{i}].loss: {ds.name} has ordinal pairs only; use loss: ordinal"
+                )
+            if space is not None and not ordinal and kind == "ordinal":
+                raise ConfigError(
+                    f"datasets[{i}].loss: ordinal needs point pairs, {ds.name} has dense "
+                    f"{Space(space).value} targets; use mse, mae or trim"
+                )
+            kinds.append(kind)
+        return kinds
+
+    def _build_model(self) -> nn.Module:
+        from mixdepth.models import create, load_weights
+
+        model = create(self.config.model.name, **self.config.model.options)
+        if self.config.model.weights:
+            load_weights(model, self.config.model.weights)
+        return model
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        path = latest_checkpoint(self.out_dir)
+        if path is None:
+            if self.dist.is_main:
+                print(f"no checkpoint in {self.out_dir}; starting from step 0")
+            return
+        state = load_checkpoint(path, self.model, self.optimizer)
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step = int(state["step"])
+        self.history = list(state.get("history", []))
+        rng = state["rng_per_rank"][self.dist.rank] if "rng_per_rank" in state else state["rng"]
+        set_rng_state(rng)
+        self.checkpoint_path = path
+
+    def save_checkpoint(self) -> Path | None:
+        """Checkpoint the current step (rank 0 writes; every rank waits for it)."""
+        self.sampler.step = self.step
+        extra: dict[str, Any] = {
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "history": self.history,
+            "labels": self.labels,
+        }
+        if self.dist.enabled:
+            from mixdepth.train.checkpoint import rng_state
+
+            gathered: list[Any] = [None] * self.dist.world_size
+            dist.all_gather_object(gathered, rng_state())
+            extra["rng_per_rank"] = gathered
+        path = None
+        if self.dist.is_main:
+            path = save_checkpoint(
+                self.out_dir,
+                self.step,
+                self.model,
+                self.optimizer,
+                extra,
+                self.config.to_dict(),
+                keep=self.config.keep_checkpoints,
+            )
+        if self.dist.enabled:
+            dist.barrier()
+        self.checkpoint_path = self.out_dir / "checkpoints" / f"step_{self.step:08d}"
+        return path
+
+    # -- one step ------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.config.precision == "bfloat16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _predict(self, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        from mixdepth.models import normalize
+
+        with self._autocast():
+            pred = module(normalize(images, self.model_config))
+        return pred.float()
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.config.model.freeze_batchnorm:
+            freeze_batchnorm(self.model)
+
+    def _step_weighted_sum(self, batch: dict) -> tuple[dict, dict]:
+        """naive / uniform: total = sum_d (n_d / n) w_d L_d over one forward of the batch."""
+        pred = self._predict(self.ddp_model, batch["image"])
+        total = pred.sum() * 0.0  # keeps every rank's graph connected to all outputs
+        logs: dict[str, float] = {}
+        n = batch["image"].shape[0]
+        for d, rows in self._rows(batch):
+            loss, terms = self.losses[d](pred[rows], _select(batch, rows))
+            total = total + (rows.numel() / n) * self.config.datasets[d].weight * loss
+            self._log_terms(logs, d, loss, terms)
+        total.backward()
+        return logs, {}
+
+    def _rows(self, batch: dict) -> list[tuple[int, torch.Tensor]]:
+        source = batch["source"]
+        out = []
+        for d in range(len(self.datasets)):
+            rows = torch.nonzero(source == d).flatten()
+            if rows.numel():
+                out.append((d, rows))
+        return out
+
+    def _log_terms(self, logs: dict, d: int, loss: torch.Tensor, terms: dict) -> None:
+        label = self.labels[d]
+        logs[f"loss/{label}"] = float(loss.detach())
+        for name, value in terms.items():
+            logs[f"loss/{label}/{name}"] = float(value.detach())
+
+    def _sync_context(self):
+        return self.ddp_model.no_sync() if self.dist.enabled else nullcontext()
+
+    def _step_pareto_full(self, batch: dict) -> tuple[dict, dict]:
+        """One gradient per dataset, averaged over ranks, min-norm weights, weighted sum."""
+        logs: dict[str, float] = {}
+        rows_per_dataset = self._rows(batch)
+        sizes = [p.numel() for p in self.params]
+        grads = torch.zeros(len(self.datasets), sum(sizes), device=self.device)
+        present = torch.zeros(len(self.datasets), device=self.device)
+        with self._sync_context():
+            for d, rows in rows_per_dataset:
+                part = _select(batch, rows)
+                pred = self._predict(self.ddp_model, part["image"])
+                loss, terms = self.losses[d](pred, part)
+                weighted = self.config.datasets[d].weight * loss
+                task_grads = torch.autograd.grad(weighted, self.params, allow_unused=True)
+                offset = 0
+                for g, size in zip(task_grads, sizes, strict=True):
+                    if g is not None:
+                        grads[d, offset : offset + size] = g.reshape(-1)
+                    offset += size
+                present[d] = 1.0
+                self._log_terms(logs, d, loss, terms)
+        if self.dist.enabled:
+            dist.all_reduce(grads)
+            dist.all_reduce(present)
+            grads /= present.clamp(min=1.0).unsqueeze(1)
+        active = torch.nonzero(present > 0).flatten()
+        weights = torch.zeros(len(self.datasets), device=self.device)
+        weights[active] = min_norm_weights(grads[active])
+        direction = weights @ grads
+        offset = 0
+        for p, size in zip(self.params, sizes, strict=True):
+            p.grad = direction[offset : offset + size].view_as(p).clone()
+            offset += size
+        return logs, {self.labels[d]: float(weights[d]) for d in range(len(self.datasets))}
+
+    def _step_pareto_ub(self, batch: dict) -> tuple[dict, dict]:
+        """Min-norm weights from the gradients with respect to the network output."""
+        logs: dict[str, float] = {}
+        pred = self._predict(self.ddp_model, batch["image"])
+        pred_leaf = pred.detach().requires_grad_(True)
+        out_grads = torch.zeros(len(self.datasets), pred.numel(), device=self.device)
+        for d, rows in self._rows(batch):
+            loss, terms = self.losses[d](pred_leaf[rows], _select(batch, rows))
+            weighted = self.config.datasets[d].weight * loss
+            (g,) = torch.autograd.grad(weighted, pred_leaf)
+            out_grads[d] = g.reshape(-1)
+            self._log_terms(logs, d, loss, terms)
+        gram = out_grads @ out_grads.T
+        if self.dist.enabled:
+            dist.all_reduce(gram)
+        weights = torch.as_tensor(
+            min_norm_weights_from_gram(gram.double().cpu().numpy()), device=self.device
+        ).float()
+        # Gradient of sum_d a_d w_d L_d with respect to the output, pushed through the network.
+        pred.backward((weights.view(-1, 1) * out_grads).sum(0).view_as(pred))
+        return logs, {self.labels[d]: float(weights[d]) for d in range(len(self.datasets))}
+
+    def train_step(self, batch: dict) -> tuple[dict, dict]:
+        """One optimisation step on this rank's batch; returns (loss logs, MGDA weights)."""
+        self._train_mode()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.config.mixing != "pareto":
+            logs, weights = self._step_weighted_sum(batch)
+        elif self.config.pareto_mode == "full":
+            logs, weights = self._step_pareto_full(batch)
+        else:
+            logs, weights = self._step_pareto_ub(batch)
+        if self.config.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
+            logs["grad_norm"] = float(norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return logs, weights
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _loader(self) -> DataLoader:
+        self.sampler.step = self.step
+        return DataLoader(
+            SlotDataset(self.datasets),
+            batch_sampler=self.sampler,
+            num_workers=self.config.num_workers,
+            collate_fn=collate_slots,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def run(
+        self,
+        stop_after: int | None = None,
+        on_step: Callable[[Trainer, dict], None] | None = None,
+    ) -> TrainResult:
+        """Train from `self.step` to `config.steps` (or to step `stop_after`, then checkpoint
+        and return, as an interruption would). SIGINT/SIGTERM checkpoint and stop too."""
+        from mixdepth.train.logger import TrainLogger
+
+        config = self.config
+        end = config.steps if stop_after is None else min(stop_after, config.steps)
+        logger = TrainLogger(self, enabled=self.dist.is_main)
+        interrupted = False
+        window: dict[str, list[float]] = defaultdict(list)
+        started = time.perf_counter()
+        images_per_step = config.batch_size
+        try:
+            with _StopFlag() as stop:
+                loader = iter(self._loader()) if self.step < end else iter(())
+                tick = time.perf_counter()
+                while self.step < end:
+                    batch = _to_device(next(loader), self.device)
+                    logs, weights = self.train_step(batch)
+                    self.step += 1
+                    now = time.perf_counter()
+                    logs["images_per_s"] = images_per_step / max(now - tick, 1e-9)
+                    tick = now
+                    for key, value in logs.items():
+                        window[key].append(value)
+                    for label, value in weights.items():
+                        window[f"mgda/{label}"].append(value)
+                    logger.step(self.step, logs, weights)
+                    if self.step % config.log_every == 0 or self.step == end:
+                        self._record(window)
+                        logger.record(self.history[-1])
+                        window.clear()
+                    if on_step is not None:
+                        on_step(self, logs)
+                    stop_now = self._agree(stop.raised is not None)
+                    if self.step % config.checkpoint_every == 0 or self.step == end or stop_now:
+                        self.save_checkpoint()
+                    if stop_now:
+                        interrupted = True
+                        break
+        finally:
+            logger.close()
+        interrupted = interrupted or self.step < config.steps
+        weights_path = None
+        if self.dist.is_main:
+            if not interrupted:
+                weights_path = self._finish(logger)
+            elapsed = time.perf_counter() - started
+            write_json(self.out_dir / "summary.json", self._summary(interrupted, elapsed))
+        return TrainResult(
+            self.out_dir,
+            self.step,
+            interrupted,
+            weights_path,
+            self.checkpoint_path,
+            self.last_losses(),
+            self.history,
+        )
+
+    def _agree(self, flag: bool) -> bool:
+        """Stop together: any rank that caught a signal stops all of them."""
+        if not self.dist.enabled:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+    def _record(self, window: dict[str, list[float]]) -> None:
+        keys = sorted(window)
+        means = torch.tensor([float(np.mean(window[k])) for k in keys], dtype=torch.float64)
+        if self.dist.enabled:
+            # every rank logs the same keys in a uniform batch; naive batches may differ, so
+            # only average what all ranks have, keep the rest local
+            key_lists: list[Any] = [None] * self.dist.world_size
+            dist.all_gather_object(key_lists, keys)
+            if all(k == keys for k in key_lists):
+                means = means.to(self.device)
+                dist.all_reduce(means)
+                means = means.cpu() / self.dist.world_size
+        entry = {"step": self.step}
+        entry.update({k: float(v) for k, v in zip(keys, means, strict=True)})
+        for group in self.optimizer.param_groups:
+            entry[f"lr/{group.get('name', 'group')}"] = float(group["lr"])
+        self.history.append(entry)
+
+    def last_losses(self) -> dict[str, float]:
+        """Mean loss per dataset label in the most recent log window."""
+        if not self.history:
+            return {}
+        last = self.history[-1]
+        return {label: last[f"loss/{label}"] for label in self.labels if f"loss/{label}" in last}
+
+    def _summary(self, interrupted: bool, elapsed: float) -> dict:
+        return {
+            "step": self.step,
+            "steps": self.config.steps,
+            "interrupted": interrupted,
+            "seconds_this_session": round(elapsed, 3),
+            "mixing": self.config.mixing,
+            "datasets": self.labels,
+            "loss_kinds": self.loss_kinds,
+            "last_losses": self.last_losses(),
+            "world_size": self.dist.world_size,
+        }
+
+    def _finish(self, logger) -> Path:
+        from mixdepth.models import save_weights
+
+        path = self.out_dir / "model.safetensors"
+        save_weights(self.model, path)
+        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        from mixdepth.train.report import plot_loss_curves, plot_predictions
+
+        plot_loss_curves(self.history, self.labels, self.out_dir / "loss_curves.png")
+        plot_predictions(self, self.out_dir / "predictions.png")
+        return path
+
+    def validation_batch(self) -> dict:
+        """A fixed batch: the first `val_images` images of every dataset, fixed augmentation."""
+        slots = [
+            Slot(d, i, 1000 + i)
+            for d, dataset in enumerate(self.datasets)
+            for i in range(min(self.config.val_images, len(dataset)))
+        ]
+        reader = SlotDataset(self.datasets)
+        return collate_slots([reader[slot] for slot in slots])
+
+    def close(self) -> None:
+        if self.dist.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train(
+    config: TrainConfig | str | Path | dict,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    datasets: Sequence[Dataset] | None = None,
+    model: nn.Module | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train from a config (path, mapping or TrainConfig) with optional `key=value` overrides.
+
+    resume: continue from the latest checkpoint in `out_dir` exactly where it stopped.
+    datasets / model: use these instead of building them from the config.
+    stop_after: stop (and checkpoint) after this step, as an interruption would.
+    Under torchrun (WORLD_SIZE > 1) every process calls this; rank 0 writes the outputs.
+    """
+    if not isinstance(config, TrainConfig):
+        config = load_config(config, overrides, check_paths=datasets is None)
+    elif overrides:
+        config = load_config(config.to_dict(), overrides, check_paths=datasets is None)
+    trainer = Trainer(config, datasets=datasets, model=model, resume=resume)
+    try:
+        return trainer.run(stop_after=stop_after)
+    finally:
+        trainer.close()
+
+
+__all__ = ["DatasetLoss", "SlotDataset", "TrainResult", "Trainer", "lr_factor", "train"]
