@@ -77,6 +77,7 @@ def aligned_depth(
         disparity = (scale[0] * pred + shift[0]).clamp_min(1.0 / cap)
         return (1.0 / disparity).numpy()
     pred_depth, pred_valid = depth_to_disparity(pred, torch.ones_like(valid))  # 1/x on x > 0
+    pred_valid &= torch.isfinite(pred_depth)  # 1/x overflows for subnormal x
     pred_depth = torch.where(pred_valid, pred_depth, torch.full_like(pred, cap))
     fit = valid & pred_valid
     if align == "depth":

@@ -90,7 +90,7 @@ class ModelPredictions:
             self.predictor = model
         else:
             self.predictor = Predictor(model=model, weights=weights, device=device)
-        config = getattr(self.predictor.model, "config", None)
+        config = getattr(self.predictor, "config", None)
         self.name = getattr(config, "name", None) or (model if isinstance(model, str) else "model")
         self.weights = None if weights is None else str(weights)
 
