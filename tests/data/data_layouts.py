@@ -163,3 +163,75 @@ def make_sintel(root: Path, rng, scenes=("alley_1",), n=2):
             cam.write_bytes(struct.pack("<f", 202021.25) + k.tobytes() + np.zeros(12).tobytes())
             truth[f"{scene}/{frame}"] = (image, depth)
     return truth
+
+
+def make_nyu(root: Path, rng, n=12, h=H, w=W, name="nyu_depth_v2_labeled.mat"):
+    """A labeled .mat in MATLAB's column-major HDF5 layout; returns (images, depths)."""
+    images = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    depths = rng.uniform(0.5, 12.0, (n, h, w)).astype(np.float32)
+    root.mkdir(parents=True, exist_ok=True)
+    with h5py.File(root / name, "w") as f:
+        f["images"] = images.transpose(0, 3, 2, 1)
+        f["depths"] = depths.transpose(0, 2, 1)
+    return images, depths
+
+
+def make_eth3d(root: Path, rng, scene="courtyard", n=2):
+    truth = {}
+    for i in range(n):
+        image = rgb(rng)
+        depth = rng.uniform(1.0, 80.0, (H, W)).astype(np.float32)
+        depth[rng.random((H, W)) < 0.3] = np.inf
+        stem = f"DSC_{i:04d}.JPG"
+        save_rgb(root / scene / "images" / "dslr_images_undistorted" / stem, image)
+        path = root / scene / "ground_truth_depth" / "dslr_images" / stem
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(depth.astype("<f4").tobytes())
+        truth[f"{scene}/{stem}"] = (image, depth)
+    return truth
+
+
+def make_diode(root: Path, rng, split="val", n=2):
+    truth = {}
+    for i, kind in zip(range(n), ("indoors", "outdoors") * n, strict=False):
+        image = rgb(rng)
+        depth = rng.uniform(0.5, 300.0, (H, W, 1)).astype(np.float32)
+        mask = (rng.random((H, W)) > 0.2).astype(np.float32)
+        base = root / split / kind / "scene_00001" / "scan_00002" / f"00001_00002_{kind}_{i:03d}"
+        save_rgb(base.with_name(base.name + ".png"), image)
+        np.save(base.with_name(base.name + "_depth.npy"), depth)
+        np.save(base.with_name(base.name + "_depth_mask.npy"), mask)
+        truth[str(base.relative_to(root))] = (image, depth[..., 0], mask > 0)
+    return truth
+
+
+def make_tartanair(root: Path, rng, n=2):
+    truth = {}
+    folder = root / "abandonedfactory" / "Easy" / "P000"
+    for i in range(n):
+        image = rgb(rng)
+        depth = rng.uniform(0.5, 50.0, (H, W)).astype(np.float32)
+        depth[0, :] = 10000.0  # sky
+        save_rgb(folder / "image_left" / f"{i:06d}_left.png", image)
+        (folder / "depth_left").mkdir(parents=True, exist_ok=True)
+        np.save(folder / "depth_left" / f"{i:06d}_left_depth.npy", depth)
+        truth[f"abandonedfactory/Easy/P000/{i:06d}_left"] = (image, depth)
+    return truth
+
+
+def make_blendedmvs(root: Path, rng, scene="5a3ca9cb270f0e3f14d0eddb", n=2):
+    truth = {}
+    for i in range(n):
+        image = rgb(rng)
+        depth = rng.uniform(100.0, 900.0, (H, W)).astype(np.float32)
+        depth[rng.random((H, W)) < 0.3] = 0
+        save_rgb(root / scene / "blended_images" / f"{i:08d}.jpg", image)
+        save_pfm(root / scene / "rendered_depth_maps" / f"{i:08d}.pfm", depth)
+        cam = root / scene / "cams" / f"{i:08d}_cam.txt"
+        cam.parent.mkdir(parents=True, exist_ok=True)
+        cam.write_text(
+            "extrinsic\n1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n\n"
+            "intrinsic\n40 0 12\n0 41 8\n0 0 1\n\n425 2.5\n"
+        )
+        truth[f"{scene}/{i:08d}"] = (image, depth)
+    return truth
