@@ -9,9 +9,11 @@ from mixdepth.data.base import (
     apply_eval_crop,
     crop_box,
 )
+from mixdepth.data.collate import collate_samples
 from mixdepth.data.registry import create_dataset, dataset_class, list_datasets, register_dataset
 from mixdepth.data.sample import Sample, Space, depth_to_disparity, to_disparity_target
 from mixdepth.data.sources import DirectorySource, Source, TarSource, open_source
+from mixdepth.data.transforms import EvalTransform, TrainTransform
 
 __all__ = [
     "EIGEN_CROP_KITTI",
@@ -20,11 +22,14 @@ __all__ = [
     "DepthDataset",
     "DirectorySource",
     "Entry",
+    "EvalTransform",
     "Sample",
     "Source",
     "Space",
     "TarSource",
+    "TrainTransform",
     "apply_eval_crop",
+    "collate_samples",
     "create_dataset",
     "crop_box",
     "dataset_class",

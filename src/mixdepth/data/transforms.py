@@ -2,12 +2,22 @@
 
 `network_input_shape` is the one implementation of the reference resize rule: keep the aspect
 ratio and make each side a multiple of 32. Inference, training and evaluation all call it.
+`TrainTransform` / `EvalTransform` and the helpers below (resize, crop, flip, jitter) move
+image, target, mask, ordinal pairs and intrinsics together; targets are never blended
+across invalid pixels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mixdepth.data.sample import Sample
 
 ResizeMode = Literal["upper_bound", "lower_bound", "minimal"]
 
@@ -62,3 +72,249 @@ def network_input_shape(
             _to_multiple(scale_w * width, multiple, max_val=t_w),
         )
     return _to_multiple(scale_h * height, multiple), _to_multiple(scale_w * width, multiple)
+
+
+# ---------------------------------------------------------------------------------------
+# Joint transforms of Samples: image, target, mask, pairs and intrinsics move together.
+# ---------------------------------------------------------------------------------------
+
+TargetInterpolation = Literal["nearest", "masked_bilinear"]
+
+
+def _as_batch(array: np.ndarray) -> torch.Tensor:
+    """(H, W) or (H, W, C) numpy -> (1, C, H, W) float32 tensor."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if tensor.ndim == 2:
+        return tensor[None, None]
+    return tensor.permute(2, 0, 1)[None]
+
+
+def _from_batch(tensor: torch.Tensor, channels_last: bool) -> np.ndarray:
+    out = tensor[0].permute(1, 2, 0) if channels_last else tensor[0, 0]
+    return np.ascontiguousarray(out.numpy())
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], interpolation: str = "bicubic"):
+    """float32 (H, W, 3) in [0, 1] -> (h, w, 3), clipped to [0, 1].
+
+    Bicubic as the reference transform; antialiased when shrinking so that large photos
+    (4032 x 6048) do not alias at 384 px.
+    """
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image.copy()
+    shrink = h < image.shape[0] or w < image.shape[1]
+    out = F.interpolate(
+        _as_batch(image),
+        size=(h, w),
+        mode=interpolation,
+        align_corners=False if interpolation != "nearest" else None,
+        antialias=shrink and interpolation in ("bilinear", "bicubic"),
+    )
+    return np.clip(_from_batch(out, channels_last=True), 0.0, 1.0)
+
+
+def resize_target(
+    target: np.ndarray,
+    mask: np.ndarray,
+    size: tuple[int, int],
+    interpolation: TargetInterpolation = "nearest",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize float32 target (H, W) and bool mask (H, W) to size without inventing values.
+
+    The mask always uses nearest neighbour (pixel centres), so an output pixel is valid only
+    if the input pixel it samples is. "nearest" takes the target from the same pixel;
+    "masked_bilinear" averages only valid neighbours (bilinear weights renormalised over
+    them), so no value is blended across a hole or an invalid border.
+    """
+    h, w = size
+    valid = np.asarray(mask, dtype=bool)
+    clean = np.where(valid, target, 0).astype(np.float32)
+    if target.shape == (h, w):
+        return clean, valid.copy()
+    weights = _as_batch(valid.astype(np.float32))
+    new_mask = F.interpolate(weights, size=(h, w), mode="nearest-exact")[0, 0].numpy() > 0.5
+    if interpolation == "nearest":
+        values = F.interpolate(_as_batch(clean), size=(h, w), mode="nearest-exact")
+        new_target = values[0, 0].numpy()
+    elif interpolation == "masked_bilinear":
+        total = F.interpolate(_as_batch(clean), size=(h, w), mode="bilinear", align_corners=False)
+        weight = F.interpolate(weights, size=(h, w), mode="bilinear", align_corners=False)
+        total, weight = total[0, 0].numpy(), weight[0, 0].numpy()
+        new_mask &= weight > 1e-6
+        new_target = np.where(new_mask, total / np.where(new_mask, weight, 1.0), 0.0)
+    else:
+        raise ValueError(
+            f"target interpolation must be nearest or masked_bilinear, not {interpolation}"
+        )
+    return np.where(new_mask, new_target, 0).astype(np.float32), new_mask
+
+
+def resize_sample(
+    sample: Sample,
+    size: tuple[int, int],
+    image_interpolation: str = "bicubic",
+    target_interpolation: TargetInterpolation = "nearest",
+) -> Sample:
+    """Resize image, target and mask to size (h, w); scale pairs and intrinsics to match."""
+    height, width = sample.image.shape[:2]
+    h, w = size
+    target, mask = resize_target(sample.target, sample.mask, size, target_interpolation)
+    pairs = sample.pairs
+    if pairs is not None and len(pairs):
+        pairs = pairs.copy()
+        for cols, old, new in (([0, 2], height, h), ([1, 3], width, w)):
+            scaled = np.floor((pairs[:, cols] + 0.5) * (new / old)).astype(np.int64)
+            pairs[:, cols] = np.clip(scaled, 0, new - 1)
+    intrinsics = sample.intrinsics
+    if intrinsics is not None:
+        sx, sy = w / width, h / height
+        intrinsics = np.asarray(intrinsics, dtype=np.float32).copy()
+        intrinsics[0, 0] *= sx
+        intrinsics[1, 1] *= sy
+        intrinsics[0, 2] = (intrinsics[0, 2] + 0.5) * sx - 0.5
+        intrinsics[1, 2] = (intrinsics[1, 2] + 0.5) * sy - 0.5
+    return dataclasses.replace(
+        sample,
+        image=resize_image(sample.image, size, image_interpolation),
+        target=target,
+        mask=mask,
+        pairs=pairs,
+        intrinsics=intrinsics,
+        extras=dict(sample.extras),
+    )
+
+
+def crop_sample(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
+    """Crop every map to [top:top+height, left:left+width]; drop pairs that leave the crop."""
+    window = (slice(top, top + height), slice(left, left + width))
+    pairs = sample.pairs
+    if pairs is not None:
+        pairs = pairs - np.array([top, left, top, left, 0], dtype=np.int64)
+        inside = (
+            (pairs[:, [0, 2]] >= 0).all(1)
+            & (pairs[:, [0, 2]] < height).all(1)
+            & (pairs[:, [1, 3]] >= 0).all(1)
+            & (pairs[:, [1, 3]] < width).all(1)
+        )
+        pairs = pairs[inside]
+    intrinsics = sample.intrinsics
+    if intrinsics is not None:
+        intrinsics = np.asarray(intrinsics, dtype=np.float32).copy()
+        intrinsics[0, 2] -= left
+        intrinsics[1, 2] -= top
+    return dataclasses.replace(
+        sample,
+        image=np.ascontiguousarray(sample.image[window]),
+        target=np.ascontiguousarray(sample.target[window]),
+        mask=np.ascontiguousarray(sample.mask[window]),
+        pairs=pairs,
+        intrinsics=intrinsics,
+        extras=dict(sample.extras),
+    )
+
+
+def hflip_sample(sample: Sample) -> Sample:
+    """Mirror left-right: maps, pair x coordinates and the principal point."""
+    width = sample.image.shape[1]
+    pairs = sample.pairs
+    if pairs is not None:
+        pairs = pairs.copy()
+        pairs[:, [1, 3]] = width - 1 - pairs[:, [1, 3]]
+    intrinsics = sample.intrinsics
+    if intrinsics is not None:
+        intrinsics = np.asarray(intrinsics, dtype=np.float32).copy()
+        intrinsics[0, 2] = width - 1 - intrinsics[0, 2]
+    return dataclasses.replace(
+        sample,
+        image=np.ascontiguousarray(sample.image[:, ::-1]),
+        target=np.ascontiguousarray(sample.target[:, ::-1]),
+        mask=np.ascontiguousarray(sample.mask[:, ::-1]),
+        pairs=pairs,
+        intrinsics=intrinsics,
+        extras=dict(sample.extras),
+    )
+
+
+def jitter_image(
+    image: np.ndarray, brightness: float, contrast: float, saturation: float
+) -> np.ndarray:
+    """Photometric jitter of float32 (H, W, 3) RGB in [0, 1] by the given factors (1 = same)."""
+    out = image * brightness
+    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    out = (out - grey.mean()) * contrast + grey.mean()
+    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    out = (out - grey[..., None]) * saturation + grey[..., None]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+class TrainTransform:
+    """Training augmentation, Sample -> Sample of size x size.
+
+    Resize keeping the aspect ratio so that the image covers the crop (each side a multiple
+    of 32, `network_input_shape(..., mode=resize_mode)`), random crop, horizontal flip with
+    probability 0.5, photometric jitter of the image only. Targets are resized with
+    `target_interpolation` (nearest or masked_bilinear), masks with nearest. Randomness comes
+    from `generator` or torch's global RNG (which DataLoader seeds per worker).
+    """
+
+    def __init__(
+        self,
+        size: int | tuple[int, int] = 384,
+        flip: bool = True,
+        jitter: bool = True,
+        resize_mode: ResizeMode = "lower_bound",
+        target_interpolation: TargetInterpolation = "nearest",
+        jitter_strength: tuple[float, float, float] = (0.2, 0.2, 0.2),
+        generator: torch.Generator | None = None,
+    ):
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.flip = flip
+        self.jitter = jitter
+        self.resize_mode = resize_mode
+        self.target_interpolation = target_interpolation
+        self.jitter_strength = jitter_strength
+        self.generator = generator
+
+    def __call__(self, sample: Sample) -> Sample:
+        crop_h, crop_w = self.size
+        height, width = sample.image.shape[:2]
+        new_h, new_w = network_input_shape(height, width, self.size, mode=self.resize_mode)
+        new_h, new_w = max(new_h, crop_h), max(new_w, crop_w)
+        sample = resize_sample(
+            sample, (new_h, new_w), target_interpolation=self.target_interpolation
+        )
+        top = int(torch.randint(0, new_h - crop_h + 1, (), generator=self.generator))
+        left = int(torch.randint(0, new_w - crop_w + 1, (), generator=self.generator))
+        sample = crop_sample(sample, top, left, crop_h, crop_w)
+        if self.flip and float(torch.rand((), generator=self.generator)) < 0.5:
+            sample = hflip_sample(sample)
+        if self.jitter:
+            b, c, s = self.jitter_strength
+            factors = [_uniform(1 - v, 1 + v, self.generator) for v in (b, c, s)]
+            sample.image = jitter_image(sample.image, *factors)
+        return sample
+
+
+class EvalTransform:
+    """Evaluation preprocessing, Sample -> Sample: only the image is resized.
+
+    The image goes to `network_input_shape(h, w, size, mode=resize_mode)` (bicubic); target
+    and mask stay at full ground-truth resolution, because the zero-shot protocol compares
+    at that resolution (the prediction is resized back). `extras["original_size"]` records
+    (H, W). Image and target sizes therefore differ after this transform.
+    """
+
+    def __init__(self, size: int | tuple[int, int] = 384, resize_mode: ResizeMode = "upper_bound"):
+        self.size = size
+        self.resize_mode = resize_mode
+
+    def __call__(self, sample: Sample) -> Sample:
+        height, width = sample.image.shape[:2]
+        shape = network_input_shape(height, width, self.size, mode=self.resize_mode)
+        extras = dict(sample.extras, original_size=(height, width))
+        return dataclasses.replace(sample, image=resize_image(sample.image, shape), extras=extras)
