@@ -35,13 +35,16 @@ class ModelConfig:
 
 @dataclass
 class DatasetConfig:
-    """name: dataset registry name (mixdepth.data); root: its directory; split: which split;
+    """name: dataset registry name (mixdepth.data); root: its directory or tar archive;
+    split: which split (default: "train" where the dataset has one, else its first split);
+    options: dataset keyword options (e.g. space and scale for `folder`);
     loss: mse | mae | trim | ordinal (default: ordinal for ordinal datasets, trim otherwise);
     weight: multiplies this dataset's loss; label: name in logs (default: name)."""
 
     name: str
     root: str
-    split: str = "train"
+    split: str | None = None
+    options: dict = field(default_factory=dict)
     loss: LossKind | None = None
     weight: float = 1.0
     label: str | None = None
@@ -260,6 +263,15 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
         labels.add(label)
         if check_paths and not Path(ds.root).expanduser().exists():
             raise ConfigError(f"datasets[{i}].root: directory not found: {ds.root}")
+    if check_paths:
+        from mixdepth.data import list_datasets
+
+        known = list_datasets()
+        for i, ds in enumerate(config.datasets):
+            if ds.name not in known:
+                raise ConfigError(
+                    f"datasets[{i}].name: unknown dataset {ds.name!r}; known: {', '.join(known)}"
+                )
     if check_paths and config.model.weights and not Path(config.model.weights).is_file():
         raise ConfigError(f"model.weights: file not found: {config.model.weights}")
     if config.mixing != "naive" and config.batch_size % len(config.datasets):

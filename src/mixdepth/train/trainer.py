@@ -333,7 +333,7 @@ class Trainer:
         torch.manual_seed(seed)
 
     def _build_datasets(self) -> list[Dataset]:
-        from mixdepth.data import create_dataset
+        from mixdepth.data import create_dataset, dataset_class
         from mixdepth.data.transforms import TrainTransform
 
         transform = TrainTransform(
@@ -343,8 +343,13 @@ class Trainer:
         )
         datasets = []
         for i, ds in enumerate(self.config.datasets):
+            split = ds.split
+            if split is None and "train" in getattr(dataset_class(ds.name), "splits", ()):
+                split = "train"
             try:
-                dataset = create_dataset(ds.name, ds.root, split=ds.split, transform=transform)
+                dataset = create_dataset(
+                    ds.name, ds.root, split=split, transform=transform, **ds.options
+                )
             except MixdepthError as err:
                 raise ConfigError(f"datasets[{i}] ({ds.name} at {ds.root}): {err}") from None
             datasets.append(dataset)
@@ -356,7 +361,7 @@ class Trainer:
         kinds = []
         for i, (ds, dataset) in enumerate(zip(self.config.datasets, self.datasets, strict=True)):
             if len(dataset) == 0:
-                raise ConfigError(f"datasets[{i}].root: no {ds.split} samples in {ds.root}")
+                raise ConfigError(f"datasets[{i}].root: no samples found in {ds.root}")
             space = getattr(dataset, "space", None)
             ordinal = space is not None and Space(space) is Space.ORDINAL
             kind = ds.loss or ("ordinal" if ordinal else "trim")
