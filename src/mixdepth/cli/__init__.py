@@ -13,6 +13,7 @@ from mixdepth.errors import MixdepthError
 from mixdepth.cli import info  # noqa: E402,F401  isort: skip
 from mixdepth.cli import convert  # noqa: E402,F401  isort: skip
 from mixdepth.cli import eval  # noqa: E402,F401  isort: skip
+from mixdepth.cli import train  # noqa: E402,F401  isort: skip
 
 
 def main() -> None:
