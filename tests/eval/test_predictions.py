@@ -85,12 +85,12 @@ def test_score_sample_skips_with_reasons():
         score_sample(predict, out_of_range, NYU, "", "disparity")
     cropped_away = _sample(mask=np.pad(np.ones((1, 8), bool), ((0, 5), (0, 0))))
     with pytest.raises(SkipImage, match="empty mask"):
-        score_sample(predict, cropped_away, NYU, "", "disparity", crop=(2, 6, 0, 8))
+        score_sample(predict, cropped_away, NYU, "", "disparity", crop=(2 / 6, 1.0, 0.0, 1.0))
     with pytest.raises(SkipImage, match="non-finite prediction"):
         score_sample(lambda *a: np.full((6, 8), np.nan), _sample(), NYU, "", "disparity")
     with pytest.raises(SkipImage, match="shape mismatch"):
         score_sample(lambda *a: np.ones((6, 7)), _sample(), NYU, "", "disparity")
-    row = score_sample(predict, _sample(), NYU, "", "disparity", crop=(2, 6, 0, 8))
+    row = score_sample(predict, _sample(), NYU, "", "disparity", crop=(2 / 6, 1.0, 0.0, 1.0))
     assert row["valid_pixels"] == 32 and row["absrel"] == pytest.approx(0.0, abs=1e-6)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
+from mixdepth.data.base import apply_eval_crop
 from mixdepth.data.sample import Sample, Space, depth_to_disparity, to_disparity_target
 from mixdepth.errors import ConfigError, FileFormatError, MixdepthError
 from mixdepth.eval.alignment import ALIGNMENTS, MIN_DEPTH, score_dense
@@ -129,12 +130,30 @@ def read_prediction(path: Path) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
+def prediction_stems(sample: Sample) -> list[str]:
+    """File stems a prediction of `sample` may have, most specific first.
+
+    From the sample id ("scene/frame_0001"), the id without an image suffix (ETH3D ids end in
+    ".JPG") and the image's path in the dataset (`extras["image_path"]`, set by the loop):
+    the path itself, the path with "/" replaced by "_", then the last component.
+    """
+    names = [str(sample.id)]
+    if PurePosixPath(names[0]).suffix.lower() in (".jpg", ".jpeg", ".png", ".thumb"):
+        names.append(str(PurePosixPath(names[0]).with_suffix("")))
+    image_path = (sample.extras or {}).get("image_path")
+    if image_path:
+        names.append(str(PurePosixPath(str(image_path)).with_suffix("")))
+    stems = names + [n.replace("/", "_") for n in names] + [PurePosixPath(n).name for n in names]
+    return list(dict.fromkeys(stems))
+
+
 class FilePredictions:
     """Precomputed predictions in a directory, one file per image named by the image's stem.
 
     For a sample with id "scene/frame_0001" the files tried are, in DIR (or DIR/<benchmark>/
     when it exists, then DIR/<benchmark>/<subset>/ or DIR/<subset>/ for subsets):
-    scene/frame_0001.EXT, scene_frame_0001.EXT and frame_0001.EXT with EXT in npy, pfm, png.
+    scene/frame_0001.EXT, scene_frame_0001.EXT and frame_0001.EXT with EXT in npy, pfm, png
+    (see `prediction_stems` for the full list).
     Values are relative inverse depth (space="disparity") or depth (space="depth").
     """
 
@@ -161,12 +180,7 @@ class FilePredictions:
 
     def locate(self, sample: Sample, benchmark: Benchmark, subset: str) -> Path | None:
         base = self.folder(benchmark, subset)
-        sample_id = PurePosixPath(str(sample.id))
-        stems = [str(sample_id), str(sample_id).replace("/", "_"), sample_id.name]
-        image_path = sample.extras.get("image_path") if sample.extras else None
-        if image_path:
-            stems.append(Path(image_path).stem)
-        for stem in dict.fromkeys(stems):
+        for stem in prediction_stems(sample):
             for suffix in PREDICTION_SUFFIXES:
                 path = base / f"{stem}{suffix}"
                 if path.is_file():
@@ -203,33 +217,12 @@ class FilePredictions:
 # Ground truth and scoring of one sample.
 
 
-def crop_mask(crop, shape: tuple[int, int]) -> np.ndarray:
-    """bool (H, W) True inside an evaluation crop (top, bottom, left, right).
-
-    Values in [0, 1] that are not all integers are fractions of the height/width (the KITTI
-    Garg/Eigen crops); otherwise they are pixel bounds (the NYU Eigen crop), bottom and right
-    exclusive. None means the whole image.
-    """
-    height, width = shape
-    mask = np.zeros(shape, dtype=bool)
-    if crop is None:
-        mask[:] = True
-        return mask
-    top, bottom, left, right = (float(v) for v in crop)
-    if all(0.0 <= v <= 1.0 for v in (top, bottom, left, right)) and not all(
-        v.is_integer() for v in (top, bottom, left, right)
-    ):
-        top, bottom = top * height, bottom * height
-        left, right = left * width, right * width
-    mask[int(top) : int(bottom), int(left) : int(right)] = True
-    return mask
-
-
 def ground_truth(
     sample: Sample, benchmark: Benchmark, crop=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(depth float64 (H, W), mask bool (H, W)) of a dense sample, restricted to the valid
-    range and the crop. Disparity targets are inverted (depth up to their scale)."""
+    range and the crop (fractions top, bottom, left, right, as datasets declare `eval_crop`).
+    Disparity targets are inverted (depth up to their scale)."""
     space = Space(sample.space)
     if space.is_depth:
         depth = np.asarray(sample.target, dtype=np.float64)
@@ -241,7 +234,7 @@ def ground_truth(
         low, high = benchmark.valid_range
         mask &= (depth >= low) & (depth <= high)
     if crop is not None:
-        mask &= crop_mask(crop, depth.shape)
+        mask = apply_eval_crop(mask, crop)
     return depth, mask
 
 
@@ -308,11 +301,6 @@ def benchmark_subsets(benchmark: Benchmark, root: str | Path) -> list[tuple[str,
             f"benchmark {benchmark.name}"
         )
     return [(p.name, p) for p in families]
-
-
-def _dataset_crop(dataset):
-    crop = getattr(dataset, "eval_crop", None)
-    return crop() if callable(crop) else crop
 
 
 def _check_run(directory: Path, settings: dict, resume: bool) -> None:
@@ -433,23 +421,33 @@ def _evaluate_subset(
     from mixdepth.data import create_dataset
 
     dataset = create_dataset(bench.dataset, subset_root, split=bench.split, **bench.dataset_options)
-    crop = _dataset_crop(dataset) if use_crop else None
+    crop = getattr(dataset, "eval_crop", None) if use_crop else None
+    for problem in getattr(dataset, "problems", []):  # files the loader could not pair
+        where, _, what = problem.rpartition(": ")
+        row = {"subset": subset, "id": where or problem, "status": "skipped"}
+        row["reason"] = f"unreadable sample: {what or problem}"
+        rows.append(row)
+        if log:
+            log.append(row)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    ids = getattr(dataset, "ids", None)
+    entries = getattr(dataset, "entries", None)
     desc = f"{label} {bench.name}" + (f"/{subset}" if subset else "")
     for index in tqdm(range(count), desc=desc, disable=not progress, file=sys.stderr):
-        known_id = str(ids[index]) if ids is not None and index < len(ids) else None
-        if known_id is not None and (subset, known_id) in done:
+        entry = entries[index] if entries is not None else None
+        known_id = str(entry.id) if entry is not None else f"#{index}"
+        if (subset, known_id) in done:
             continue
-        row = {"subset": subset, "id": known_id or f"#{index}", "status": "ok", "reason": ""}
+        row = {"subset": subset, "id": known_id, "status": "ok", "reason": ""}
         try:
             sample = dataset[index]
         except MixdepthError as err:
             row.update(status="skipped", reason=f"unreadable sample: {err}")
         else:
-            row["id"] = str(sample.id or row["id"])
+            row["id"] = str(sample.id or known_id)
             if (subset, row["id"]) in done:
                 continue
+            if entry is not None and "image" in entry.files:
+                sample.extras = {**(sample.extras or {}), "image_path": entry.files["image"]}
             try:
                 row.update(score_sample(source, sample, bench, subset, align, crop))
             except SkipImage as skip:
