@@ -11,6 +11,7 @@ from mixdepth.errors import MixdepthError
 
 # Importing a module registers its commands on `app`.
 from mixdepth.cli import info  # noqa: E402,F401  isort: skip
+from mixdepth.cli import data  # noqa: E402,F401  isort: skip
 from mixdepth.cli import convert  # noqa: E402,F401  isort: skip
 from mixdepth.cli import eval  # noqa: E402,F401  isort: skip
 from mixdepth.cli import train  # noqa: E402,F401  isort: skip

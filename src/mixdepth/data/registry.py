@@ -19,6 +19,7 @@ def register_dataset(cls: type) -> type:
 
 def _load_builtin() -> None:
     import mixdepth.data.datasets  # noqa: F401  (registers the built-in datasets)
+    import mixdepth.data.shards  # noqa: F401
 
 
 def list_datasets() -> list[str]:
