@@ -9,6 +9,7 @@ unexpected and mis-shaped keys listed.
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 from collections.abc import Mapping
@@ -52,13 +53,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
-        reason = lines[0] if lines else type(err).__name__
+        globals_ = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
+        if not globals_:
+            raise FileFormatError(path, "not a readable PyTorch weights file") from err
         raise FileFormatError(
             path,
             "refused: the file holds pickled Python objects other than tensors, which are not "
-            f"loaded for safety (weights_only loading: {reason}). Re-save it as a plain state "
-            "dict (torch.save(model.state_dict(), path)) from a trusted environment",
+            f"loaded for safety (weights_only loading: {globals_[0]}). Re-save it as a plain "
+            "state dict (torch.save(model.state_dict(), path)) from a trusted environment",
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise FileFormatError(path, f"not a readable PyTorch weights file ({err})") from err
@@ -103,19 +105,29 @@ def _list(keys: list[str]) -> str:
     return shown + (f", ... ({len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else "")
 
 
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
+
+
 def state_dict_mismatch(
     expected: Mapping[str, Any], given: Mapping[str, torch.Tensor]
 ) -> tuple[list[str], list[str], list[str]]:
     """(missing, unexpected, shape mismatches as 'key: file (..) vs model (..)') between the
-    model's state dict `expected` (tensors or meta tensors) and a file's `given`."""
+    model's state dict `expected` (tensors, meta tensors or shapes) and a file's `given`."""
     missing = [k for k in expected if k not in given and not k.endswith(_OPTIONAL_SUFFIXES)]
     unexpected = [k for k in given if k not in expected]
     shapes = [
-        f"{k}: file {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"
+        f"{k}: file {_shape(given[k])} vs model {_shape(expected[k])}"
         for k in expected
-        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
+        if k in given and _shape(given[k]) != _shape(expected[k])
     ]
     return missing, unexpected, shapes
+
+
+@functools.cache
+def default_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """{key: shape} of `create(name)` with default options (built once, on the meta device)."""
+    return {k: tuple(v.shape) for k, v in create_on_meta(name).state_dict().items()}
 
 
 def _mismatch_message(name: str, missing, unexpected, shapes) -> str:
@@ -157,8 +169,7 @@ def guess_architecture(state: Mapping[str, torch.Tensor], path="state dict") -> 
     """
     best: tuple[int, str, tuple] | None = None
     for name in list_models():
-        expected = create_on_meta(name).state_dict()
-        diff = state_dict_mismatch(expected, state)
+        diff = state_dict_mismatch(default_shapes(name), state)
         if not any(diff):
             return name
         score = sum(len(d) for d in diff)
