@@ -221,7 +221,8 @@ def ground_truth(
     sample: Sample, benchmark: Benchmark, crop=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(depth float64 (H, W), mask bool (H, W)) of a dense sample, restricted to the valid
-    range and the crop (fractions top, bottom, left, right, as datasets declare `eval_crop`).
+    range (or (0, cap] without one) and the crop (fractions top, bottom, left, right, as
+    datasets declare `eval_crop`).
     Disparity targets are inverted (depth up to their scale)."""
     space = Space(sample.space)
     if space.is_depth:
@@ -233,6 +234,8 @@ def ground_truth(
     if benchmark.valid_range is not None:
         low, high = benchmark.valid_range
         mask &= (depth >= low) & (depth <= high)
+    elif benchmark.cap is not None:
+        mask &= depth <= benchmark.cap  # without a declared range the cap bounds it
     if crop is not None:
         mask = apply_eval_crop(mask, crop)
     return depth, mask
