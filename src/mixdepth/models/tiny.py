@@ -62,7 +62,7 @@ def tiny(
     *, width: float = 1.0, features: int = 32, expand: bool = False, non_negative: bool = True,
     head_hidden: int = 16,
 ) -> MidasNet:
-    """Tiny CNN (MobileNet-like encoder, fusion decoder width 32), ~0.6 M params, 256 px."""
+    """Tiny CNN (MobileNet-like encoder, fusion decoder width 32), ~0.7 M params, 256 px."""
     encoder = TinyEncoder(width)
     decoder = FusionDecoder(
         encoder.out_channels, features, expand=expand, non_negative=non_negative,
