@@ -327,7 +327,7 @@ def test_max_pool_same_never_picks_padding():
 def test_resize_pos_embed():
     torch.manual_seed(0)
     pos = torch.randn(1, 1 + 24 * 24, 8)
-    assert resize_pos_embed(pos, 24, 24) is pos
+    assert torch.equal(resize_pos_embed(pos, 24, 24), pos)
     resized = resize_pos_embed(pos, 4, 6)
     assert resized.shape == (1, 1 + 24, 8)
     assert torch.equal(resized[:, 0], pos[:, 0])  # class token untouched

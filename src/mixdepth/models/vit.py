@@ -277,13 +277,14 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid_h: int, grid_w: int) -> torch
     """Resize (1, 1 + g*g, D) position embeddings to a (grid_h, grid_w) token grid.
 
     The class-token embedding is kept; the square g x g grid is resized bilinearly
-    (align_corners=False, no antialiasing), as the official DPT ``_resize_pos_embed``.
+    (align_corners=False, no antialiasing), as the official DPT ``_resize_pos_embed``; the
+    native grid comes back unchanged.
     Returns (1, 1 + grid_h * grid_w, D).
     """
     cls_pos, grid = pos_embed[:, :1], pos_embed[:, 1:]
     side = round(grid.shape[1] ** 0.5)
-    if (side, side) == (grid_h, grid_w):
-        return pos_embed
+    # Resizing to the same grid is exact (sample positions fall on the cells), so there is no
+    # shortcut branch: the graph stays free of shape-dependent control flow for export.
     grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=(grid_h, grid_w), mode="bilinear", align_corners=False)
     grid = grid.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)
