@@ -1,0 +1,127 @@
+"""CPU inference speed: eager PyTorch vs the optimised Predictor path vs onnxruntime.
+
+For each model and batch size, prints ms/image of the network forward pass (normalised
+(B, 3, S, S) input -> (B, S, S) output) for
+
+- eager:  the model as built, NCHW float32, under torch.inference_mode;
+- fast:   what `Predictor` runs (batch norm folded into convs, channels-last);
+- onnx:   the graph written by `mixdepth export`, in onnxruntime (CPU provider);
+
+with the parameter count, the speed-up of each against eager measured in the same run, and the
+max relative difference of each output to eager. Target: fast >= 1.5x eager at max relative
+difference <= 1e-3.
+
+Models have random weights (no weights ship with the repository). Batch-norm running
+statistics are randomised so that folding is not a no-op, and the final ReLU is disabled
+(non_negative=False) so that the outputs compared are not all zero. Timings are the minimum
+over interleaved repeats (the machine is shared; minima are the least noisy statistic).
+
+    python benchmarks/bench_inference.py                        # midas_v21_small b1/b8 + tiny
+    python benchmarks/bench_inference.py --models tiny --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from mixdepth import models
+from mixdepth.export import INPUT_NAME, export_onnx
+from mixdepth.predict import max_relative_difference, optimize_for_inference
+
+
+def random_model(name: str, seed: int = 0) -> torch.nn.Module:
+    """A model with random weights and random batch-norm statistics, output not clamped."""
+    torch.manual_seed(seed)
+    model = models.create(name, non_negative=False).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def time_min(runs: dict[str, Callable[[], torch.Tensor]], repeats: int
+             ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """Minimum wall time (s) of each callable over `repeats` interleaved rounds after one
+    warm-up call, and each callable's output."""
+    outputs = {key: run() for key, run in runs.items()}
+    best = {key: float("inf") for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[key] = min(best[key], time.perf_counter() - start)
+    return best, outputs
+
+
+def bench(name: str, size: int, batches: list[int], repeats: int, threads: int,
+          with_onnx: bool) -> list[dict]:
+    import onnxruntime as ort
+
+    model = random_model(name)
+    fast = optimize_for_inference(model)
+    params = sum(p.numel() for p in model.parameters())
+    session = None
+    if with_onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            path, _ = export_onnx(model, Path(tmp) / f"{name}.onnx", size, size)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    rows = []
+    for batch in batches:
+        x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        runs = {"eager": partial(model, x), "fast": partial(fast, x_cl)}
+        if session is not None:
+            runs["onnx"] = partial(run_onnx, session, x)
+        with torch.inference_mode():
+            best, outputs = time_min(runs, repeats)
+        row = {"model": name, "params": params, "batch": batch}
+        for key, seconds in best.items():
+            row[f"{key}_ms"] = 1000 * seconds / batch
+            row[f"{key}_diff"] = max_relative_difference(outputs[key], outputs["eager"])
+        rows.append(row)
+    return rows
+
+
+def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="midas_v21_small,tiny")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--no-onnx", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.size}x{args.size}, "
+          f"min of {args.repeats} repeats, random weights")
+    header = (f"{'model':<16} {'params':>7} {'batch':>5} {'eager ms':>9} {'fast ms':>8} "
+              f"{'speed-up':>8} {'diff':>8} {'onnx ms':>8} {'speed-up':>8} {'diff':>8}")
+    print(header)
+    for name in args.models.split(","):
+        for row in bench(name, args.size, [int(b) for b in args.batches.split(",")],
+                         args.repeats, args.threads, not args.no_onnx):
+            line = (f"{row['model']:<16} {row['params'] / 1e6:6.2f}M {row['batch']:>5} "
+                    f"{row['eager_ms']:9.1f} {row['fast_ms']:8.1f} "
+                    f"{row['eager_ms'] / row['fast_ms']:7.2f}x {row['fast_diff']:8.1e}")
+            if "onnx_ms" in row:
+                line += (f" {row['onnx_ms']:8.1f} {row['eager_ms'] / row['onnx_ms']:7.2f}x "
+                         f"{row['onnx_diff']:8.1e}")
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
