@@ -15,6 +15,8 @@ from mixdepth.cli import data  # noqa: E402,F401  isort: skip
 from mixdepth.cli import convert  # noqa: E402,F401  isort: skip
 from mixdepth.cli import eval  # noqa: E402,F401  isort: skip
 from mixdepth.cli import train  # noqa: E402,F401  isort: skip
+from mixdepth.cli import predict  # noqa: E402,F401  isort: skip
+from mixdepth.cli import export  # noqa: E402,F401  isort: skip
 
 
 def main() -> None:
