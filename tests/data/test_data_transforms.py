@@ -150,3 +150,24 @@ def test_collate_samples():
     assert batch["id"] == ["s0", "s1", "s2"] and batch["space"][1] == "disparity_up_to_scale"
     with pytest.raises(ValueError, match="different sizes"):
         collate_samples([_sample(16, 24), _sample(8, 8)])
+
+
+def test_jitter_matches_stepwise_definition_and_keeps_range():
+    from mixdepth.data.transforms import jitter_image
+
+    image = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    b, c, s = 1.1, 0.8, 1.3
+    luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    step = image * b
+    step = (step - (step @ luma).mean()) * c + (step @ luma).mean()
+    step = (step - (step @ luma)[..., None]) * s + (step @ luma)[..., None]
+    np.testing.assert_allclose(jitter_image(image, b, c, s), np.clip(step, 0, 1), atol=1e-5)
+    np.testing.assert_allclose(jitter_image(image, 1, 1, 1), image, atol=1e-6)
+
+
+def test_resize_image_keeps_constant_images_constant():
+    from mixdepth.data.transforms import resize_image
+
+    image = np.full((20, 30, 3), 0.25, dtype=np.float32)
+    for size in ((7, 9), (40, 64)):
+        np.testing.assert_allclose(resize_image(image, size), 0.25, atol=1e-6)

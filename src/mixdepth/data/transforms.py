@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from mixdepth.data.sample import Sample
 
@@ -82,36 +83,44 @@ TargetInterpolation = Literal["nearest", "masked_bilinear"]
 
 
 def _as_batch(array: np.ndarray) -> torch.Tensor:
-    """(H, W) or (H, W, C) numpy -> (1, C, H, W) float32 tensor."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    if tensor.ndim == 2:
-        return tensor[None, None]
-    return tensor.permute(2, 0, 1)[None]
+    """(H, W) numpy -> (1, 1, H, W) float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
 
 
-def _from_batch(tensor: torch.Tensor, channels_last: bool) -> np.ndarray:
-    out = tensor[0].permute(1, 2, 0) if channels_last else tensor[0, 0]
-    return np.ascontiguousarray(out.numpy())
+def _nearest_indices(old: int, new: int) -> np.ndarray:
+    """Source index of each output pixel, sampling at pixel centres (like nearest-exact)."""
+    return np.minimum(np.floor((np.arange(new) + 0.5) * (old / new)).astype(np.int64), old - 1)
+
+
+_PIL_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "area": Image.Resampling.BOX,
+}
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int], interpolation: str = "bicubic"):
     """float32 (H, W, 3) in [0, 1] -> (h, w, 3), clipped to [0, 1].
 
-    Bicubic as the reference transform; antialiased when shrinking so that large photos
-    (4032 x 6048) do not alias at 384 px.
+    Bicubic as the reference transform, computed on float32 channels by Pillow, whose
+    filters widen when shrinking (antialiased), so large photos do not alias at 384 px.
     """
     h, w = size
     if image.shape[:2] == (h, w):
         return image.copy()
-    shrink = h < image.shape[0] or w < image.shape[1]
-    out = F.interpolate(
-        _as_batch(image),
-        size=(h, w),
-        mode=interpolation,
-        align_corners=False if interpolation != "nearest" else None,
-        antialias=shrink and interpolation in ("bilinear", "bicubic"),
-    )
-    return np.clip(_from_batch(out, channels_last=True), 0.0, 1.0)
+    if interpolation not in _PIL_FILTERS:
+        raise ValueError(f"image interpolation must be one of {sorted(_PIL_FILTERS)}")
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32)).resize(
+                (w, h), _PIL_FILTERS[interpolation]
+            )
+        )
+        for c in range(image.shape[2])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0)
 
 
 def resize_target(
@@ -132,12 +141,13 @@ def resize_target(
     clean = np.where(valid, target, 0).astype(np.float32)
     if target.shape == (h, w):
         return clean, valid.copy()
-    weights = _as_batch(valid.astype(np.float32))
-    new_mask = F.interpolate(weights, size=(h, w), mode="nearest-exact")[0, 0].numpy() > 0.5
+    rows = _nearest_indices(target.shape[0], h)[:, None]
+    cols = _nearest_indices(target.shape[1], w)[None, :]
+    new_mask = valid[rows, cols]
     if interpolation == "nearest":
-        values = F.interpolate(_as_batch(clean), size=(h, w), mode="nearest-exact")
-        new_target = values[0, 0].numpy()
+        new_target = clean[rows, cols]
     elif interpolation == "masked_bilinear":
+        weights = _as_batch(valid.astype(np.float32))
         total = F.interpolate(_as_batch(clean), size=(h, w), mode="bilinear", align_corners=False)
         weight = F.interpolate(weights, size=(h, w), mode="bilinear", align_corners=False)
         total, weight = total[0, 0].numpy(), weight[0, 0].numpy()
@@ -239,13 +249,18 @@ def hflip_sample(sample: Sample) -> Sample:
 def jitter_image(
     image: np.ndarray, brightness: float, contrast: float, saturation: float
 ) -> np.ndarray:
-    """Photometric jitter of float32 (H, W, 3) RGB in [0, 1] by the given factors (1 = same)."""
-    out = image * brightness
-    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    out = (out - grey.mean()) * contrast + grey.mean()
-    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    out = (out - grey[..., None]) * saturation + grey[..., None]
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    """Photometric jitter of float32 (H, W, 3) RGB in [0, 1] by the given factors (1 = same).
+
+    brightness scales the image, contrast blends it with its mean grey level, saturation
+    with its per-pixel grey (ITU-R 601 luma); applied in that order, then clipped.
+    """
+    grey = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # (H, W)
+    # The three linear steps folded into one: c*b*(s*x + (1-s)*g) + (1-c)*b*mean(g).
+    out = image * np.float32(saturation)
+    out += (np.float32(1 - saturation) * grey)[..., None]
+    out *= np.float32(contrast * brightness)
+    out += np.float32((1 - contrast) * brightness * grey.mean())
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
