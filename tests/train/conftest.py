@@ -74,6 +74,7 @@ def toy_config(tmp_path, mixing="uniform", n_datasets=2, **overrides) -> dict:
         "checkpoint_every": 2,
         "log_every": 1,
         "progress": False,
+        "report": False,
         "val_images": 1,
         "seed": 3,
         "out_dir": str(tmp_path / "run"),

@@ -191,7 +191,7 @@ def load_checkpoint(
     try:
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
         model_tensors = load_file(path / "model.safetensors")
-    except (OSError, RuntimeError, ValueError) as err:
+    except Exception as err:  # torch/pickle/safetensors each raise their own error types
         raise FileFormatError(path, f"unreadable checkpoint: {err}") from None
     missing, unexpected = set(model.state_dict()) - set(model_tensors), set(model_tensors) - set(
         model.state_dict()

@@ -115,6 +115,7 @@ class TrainConfig:
     num_workers: int = 2
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = True
+    report: bool = True
     val_images: int = 2
 
     def to_dict(self) -> dict:

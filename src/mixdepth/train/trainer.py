@@ -294,7 +294,10 @@ class Trainer:
         self.ddp_model: nn.Module = self.model
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+            # find_unused_parameters: MiDaS-style decoders hold parameters that get no gradient
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=device_ids, find_unused_parameters=True
+            )
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
             parameter_groups(self.model, config),
@@ -684,10 +687,11 @@ class Trainer:
         path = self.out_dir / "model.safetensors"
         save_weights(self.model, path)
         (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
-        from mixdepth.train.report import plot_loss_curves, plot_predictions
+        if self.config.report:
+            from mixdepth.train.report import plot_loss_curves, plot_predictions
 
-        plot_loss_curves(self.history, self.labels, self.out_dir / "loss_curves.png")
-        plot_predictions(self, self.out_dir / "predictions.png")
+            plot_loss_curves(self.history, self.labels, self.out_dir / "loss_curves.png")
+            plot_predictions(self, self.out_dir / "predictions.png")
         return path
 
     def validation_batch(self) -> dict:

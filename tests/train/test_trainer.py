@@ -1,0 +1,213 @@
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ToyDepthDataset, toy_config
+from mixdepth.errors import ConfigError
+from mixdepth.train import Trainer, train
+from mixdepth.train.config import load_config
+from mixdepth.train.samplers import Slot
+from mixdepth.train.trainer import SlotDataset, collate_slots, lr_factor, parameter_groups
+
+
+def _three_datasets():
+    return [
+        ToyDepthDataset(6, seed=0, kind="disparity"),
+        ToyDepthDataset(5, seed=1, kind="depth"),
+        ToyDepthDataset(4, seed=2, kind="ordinal"),
+    ]
+
+
+def _three_config(tmp_path, mixing, **changes):
+    config = toy_config(tmp_path, mixing=mixing, n_datasets=3, **changes)
+    config["datasets"][2]["loss"] = "ordinal"
+    return config
+
+
+def _fixed_batches(datasets):
+    reader = SlotDataset(datasets)
+    return [
+        collate_slots([reader[Slot(d, i, 100 + i)] for i in range(len(ds))])
+        for d, ds in enumerate(datasets)
+    ]
+
+
+def _losses(trainer, batches):
+    with torch.no_grad():
+        return [
+            float(trainer.losses[d](trainer._predict(trainer.model, b["image"]), b)[0])
+            for d, b in enumerate(batches)
+        ]
+
+
+def test_short_pareto_training_lowers_every_dataset_loss(tmp_path):
+    datasets = _three_datasets()
+    config = load_config(
+        _three_config(
+            tmp_path, "pareto", steps=16, log_every=4, checkpoint_every=100,
+            optimizer={"lr_encoder": 3e-3, "lr_decoder": 3e-3},
+        ),
+        check_paths=False,
+    )
+    trainer = Trainer(config, datasets=datasets)
+    batches = _fixed_batches(datasets)
+    before = _losses(trainer, batches)
+    result = trainer.run()
+    after = _losses(trainer, batches)
+    assert all(a < b for a, b in zip(after, before, strict=True)), (before, after)
+    assert not result.interrupted and result.step == 16
+    # MGDA weights are logged (window means) and lie on the simplex
+    for entry in result.history:
+        weights = [entry[f"mgda/toy{d}"] for d in range(3)]
+        assert min(weights) >= 0 and sum(weights) == pytest.approx(1.0, abs=1e-5)
+    assert set(result.losses) == {"toy0", "toy1", "toy2"}
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_pareto_update_is_the_min_norm_combination_of_dataset_gradients(tmp_path):
+    datasets = _three_datasets()
+    config = load_config(_three_config(tmp_path, "pareto"), check_paths=False)
+    trainer = Trainer(config, datasets=datasets)
+    batch = collate_slots(
+        [SlotDataset(datasets)[slot] for slot in trainer.sampler.rank_batch(0)]
+    )
+    trainer._train_mode()
+    # reference: one forward/backward per dataset share, each on its own
+    grads = []
+    for d in range(3):
+        rows = torch.nonzero(batch["source"] == d).flatten()
+        part = {k: (v[rows] if torch.is_tensor(v) else [v[i] for i in rows.tolist()])
+                for k, v in batch.items()}
+        trainer.model.zero_grad()
+        loss, _ = trainer.losses[d](trainer._predict(trainer.model, part["image"]), part)
+        loss.backward()
+        grads.append(torch.cat([torch.zeros(p.numel()) if p.grad is None else p.grad.flatten()
+                                for p in trainer.params]))
+    grads = torch.stack(grads)
+    trainer.model.zero_grad()
+    logs, weights = trainer._step_pareto_full(batch)
+    w = torch.tensor([weights[f"toy{d}"] for d in range(3)])
+    from mixdepth.train import min_norm_weights
+
+    assert torch.allclose(w, min_norm_weights(grads), atol=1e-4)
+    applied = torch.cat([p.grad.flatten() for p in trainer.params])
+    assert torch.allclose(applied, w @ grads, rtol=1e-4, atol=1e-7)
+    assert set(logs) >= {"loss/toy0", "loss/toy0/data", "loss/toy0/grad", "loss/toy2/ordinal"}
+
+
+def _final_weights(out_dir):
+    return load_file(os.path.join(out_dir, "model.safetensors"))
+
+
+@pytest.mark.parametrize("mixing", ["naive", "uniform"])
+def test_resume_after_stop_is_exact(tmp_path, mixing):
+    changes = {"steps": 5, "checkpoint_every": 100}
+    straight = train(toy_config(tmp_path / "a", mixing, **changes), datasets=_three_datasets()[:2])
+    first = train(toy_config(tmp_path / "b", mixing, **changes), datasets=_three_datasets()[:2],
+                  stop_after=2)
+    assert first.interrupted and first.step == 2 and first.weights is None
+    resumed = train(toy_config(tmp_path / "b", mixing, **changes),
+                    datasets=_three_datasets()[:2], resume=True)
+    assert resumed.step == 5 and not resumed.interrupted
+    a, b = _final_weights(straight.out_dir), _final_weights(resumed.out_dir)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # the logged history continues where it stopped
+    assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5]
+
+
+class _SignalOnRead(torch.utils.data.Dataset):
+    """Sends SIGTERM to this process when image `index` is read `after` times."""
+
+    def __init__(self, dataset, index, after):
+        self.dataset, self.index, self.left = dataset, index, after
+        self.space = dataset.space
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        if i == self.index:
+            self.left -= 1
+            if self.left == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return self.dataset[i]
+
+
+def test_signal_checkpoints_at_end_of_step_and_pareto_resume_is_exact(tmp_path):
+    changes = {"steps": 4, "checkpoint_every": 100, "pareto_mode": "full"}
+    straight = train(_three_config(tmp_path / "a", "pareto", **changes),
+                     datasets=_three_datasets())
+    datasets = _three_datasets()
+    datasets[0] = _SignalOnRead(datasets[0], index=0, after=1)
+    first = train(_three_config(tmp_path / "b", "pareto", **changes), datasets=datasets)
+    assert first.interrupted and 1 <= first.step < 4
+    assert first.checkpoint.name == f"step_{first.step:08d}"
+    resumed = train(_three_config(tmp_path / "b", "pareto", **changes),
+                    datasets=_three_datasets(), resume=True)
+    assert resumed.step == 4
+    a, b = _final_weights(straight.out_dir), _final_weights(resumed.out_dir)
+    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) <= 1e-6
+
+
+def test_refuses_to_overwrite_a_run_and_checks_losses(tmp_path):
+    datasets = _three_datasets()[:2]
+    train(toy_config(tmp_path, "uniform", steps=2), datasets=datasets)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(toy_config(tmp_path, "uniform", steps=2), datasets=datasets)
+    config = _three_config(tmp_path, "uniform", out_dir=str(tmp_path / "other"))
+    config["datasets"][2]["loss"] = "trim"
+    with pytest.raises(ConfigError, match=r"datasets\[2\]\.loss: .* ordinal pairs only"):
+        train(config, datasets=_three_datasets())
+    config["datasets"][2]["loss"] = None  # the default for ordinal data is the ranking loss
+    config["datasets"][0]["loss"] = "ordinal"
+    with pytest.raises(ConfigError, match=r"datasets\[0\]\.loss: ordinal needs point pairs"):
+        train(config, datasets=_three_datasets())
+
+
+def test_bfloat16_ub_clipping_schedule_and_outputs(tmp_path):
+    config = _three_config(
+        tmp_path, "pareto", steps=3, precision="bfloat16", grad_clip=0.5, pareto_mode="ub",
+        report=True, val_images=1,
+        schedule={"kind": "cosine", "warmup_steps": 1, "min_lr_ratio": 0.1},
+        optimizer={"lr_encoder": 1e-5, "lr_decoder": 1e-4},
+    )
+    result = train(config, datasets=_three_datasets())
+    out = result.out_dir
+    for name in ("model.safetensors", "loss_curves.png", "predictions.png", "history.json",
+                 "summary.json", "log.jsonl"):
+        assert (out / name).is_file(), name
+    assert any((out / "tensorboard").iterdir())
+    last = result.history[-1]
+    assert all(torch.isfinite(torch.tensor(v)) for v in last.values())
+    assert last["grad_norm"] >= 0
+    assert last["lr/encoder"] == pytest.approx(1e-5 * 0.1)
+    assert last["lr/decoder"] == pytest.approx(1e-4 * 0.1)
+    from mixdepth.models import load_model
+
+    model = load_model(out / "model.safetensors")
+    assert model.config.name == "tiny"
+
+
+def test_lr_schedule_and_parameter_groups(tmp_path):
+    base = toy_config(tmp_path, "uniform", steps=11)
+    cosine = load_config({**base, "schedule": {"kind": "cosine", "warmup_steps": 2}},
+                         check_paths=False)
+    assert [lr_factor(cosine, s) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert lr_factor(cosine, 10) == pytest.approx(0.0)
+    assert lr_factor(cosine, 6) == pytest.approx(0.5)
+    step = load_config({**base, "schedule": {"kind": "step", "step_every": 3, "gamma": 0.5}},
+                       check_paths=False)
+    assert [lr_factor(step, s) for s in (0, 2, 3, 7)] == [1.0, 1.0, 0.5, 0.25]
+    from mixdepth.models import create
+
+    model = create("tiny", width=0.25, features=8, head_hidden=8)
+    groups = parameter_groups(model, cosine)
+    assert [g["name"] for g in groups] == ["encoder", "decoder"]
+    encoder = {id(p) for p in model.pretrained.parameters()}
+    assert {id(p) for p in groups[0]["params"]} == encoder
+    assert groups[0]["lr"] == cosine.optimizer.lr_encoder
+    assert groups[1]["lr"] == cosine.optimizer.lr_decoder
