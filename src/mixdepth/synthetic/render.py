@@ -570,7 +570,7 @@ class Render:
     exact z-depth in metres, inf where the ray sees sky; mask: bool (H, W) finite depth;
     intrinsics: float32 (3, 3); albedo: float32 (H, W) linear albedo luminance;
     specular: float32 (H, W) specular strength; normal: float32 (H, W, 3) camera frame;
-    family: scene family name.
+    rotation: float32 (3, 3) camera -> world (world z up); family: scene family name.
     """
 
     image: np.ndarray
@@ -580,6 +580,7 @@ class Render:
     albedo: np.ndarray
     specular: np.ndarray
     normal: np.ndarray
+    rotation: np.ndarray
     family: str = ""
 
 
@@ -765,5 +766,6 @@ def render(scene: Scene, rng: np.random.Generator, family: str = "", culling: bo
         albedo=g["albedo"],
         specular=g["specular"],
         normal=g["normal"],
+        rotation=scene.camera.rotation.astype(np.float32),
         family=family,
     )

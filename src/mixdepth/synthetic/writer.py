@@ -1,0 +1,383 @@
+"""Write generated sets in the real datasets' on-disk layouts, in parallel, streaming.
+
+`generate_set` renders samples one at a time (optionally in worker processes) and writes
+each straight to disk, so memory does not grow with the set. Sample i is rendered from a
+random generator seeded by (seed, personality, families, i) alone, so a set is identical
+whatever the number of workers. `generate_preset` writes the default training mix and the
+held-out families plus `mix.yaml`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mixdepth.errors import ConfigError
+from mixdepth.io import (
+    KITTI_DEPTH_SCALE,
+    TUM_DEPTH_SCALE,
+    write_diw_csv,
+    write_h5,
+    write_image,
+    write_pfm,
+    write_png16,
+    write_sintel_cam,
+    write_sintel_dpt,
+    write_uint8_png,
+)
+from mixdepth.synthetic.personalities import Annotation, get_personality
+from mixdepth.synthetic.render import Render
+from mixdepth.synthetic.scenes import HELDOUT_FAMILIES, TRAIN_FAMILIES, check_family, render_family
+
+CONTACT_COLUMNS = 8  # samples shown in a contact sheet
+HELDOUT = "exact"  # held-out families are written with exact depth (Sintel layout)
+TUM_SEQUENCE = "rgbd_dataset_synthetic_indoor"  # no "freiburgN": the loader adds no intrinsics
+MEGADEPTH_SCENE = "0000/dense0"
+HRWSI_SPLIT = "train"
+DIW_IMAGES = "DIW_train_val"
+
+
+def _stable_id(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def sample_rng(seed: int, personality: str, families: tuple[str, ...], index: int):
+    """The random generator of sample `index` of a set: a function of its identity only."""
+    return np.random.default_rng(
+        [seed, _stable_id(personality), _stable_id(",".join(families)), index]
+    )
+
+
+def make_sample(personality: str, families: tuple[str, ...], seed: int, size: int, index: int
+                ) -> tuple[Render, Annotation, np.random.Generator]:
+    """Render and annotate sample `index` of a set (deterministic)."""
+    rng = sample_rng(seed, personality, families, index)
+    family = families[int(rng.integers(len(families)))]
+    render = render_family(family, rng, size, size)
+    annotation = get_personality(personality).annotate(render, rng)
+    return render, annotation, rng
+
+
+# ----------------------------------------------------------------------------- layouts
+# Each writer stores sample `index` under `root` and returns a small record for the index
+# files that `finish` writes once all samples are done.
+def _write_tum(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
+    seq = root / TUM_SEQUENCE
+    stamp = 1_300_000_000.0 + i / 30.0
+    rgb, depth = f"rgb/{stamp:.6f}.png", f"depth/{stamp + 0.004:.6f}.png"
+    write_image(seq / rgb, r.image)
+    write_png16(seq / depth, a.target, TUM_DEPTH_SCALE)
+    return {"rgb": (stamp, rgb), "depth": (stamp + 0.004, depth)}
+
+
+def _kitti_drive(i: int) -> tuple[str, str]:
+    """One synthetic drive (and date, i.e. one calibration) per sample: intrinsics vary."""
+    date = f"{2000 + i // 10000:04d}_{(i // 100) % 100:02d}_{i % 100:02d}"
+    return date, f"{date}_drive_0001_sync"
+
+
+def _write_kitti(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
+    date, drive = _kitti_drive(i)
+    frame = f"{0:010d}.png"
+    write_image(root / date / drive / "image_02" / "data" / frame, r.image)
+    gt = root / "data_depth_annotated" / "train" / drive / "proj_depth" / "groundtruth"
+    write_png16(gt / "image_02" / frame, a.target, KITTI_DEPTH_SCALE)
+    p = np.zeros((3, 4))
+    p[:, :3] = r.intrinsics
+    line = " ".join(f"{v:.6e}" for v in p.reshape(-1))
+    (root / date / "calib_cam_to_cam.txt").write_text(f"P_rect_02: {line}\n")
+    return {}
+
+
+def _write_megadepth(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
+    base = root / MEGADEPTH_SCENE
+    write_image(base / "imgs" / f"{i:06d}.jpg", r.image, quality=int(rng.integers(80, 96)))
+    write_h5(base / "depths" / f"{i:06d}.h5", a.target)
+    return {}
+
+
+def _write_hrwsi(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
+    base = root / HRWSI_SPLIT
+    write_image(base / "imgs" / f"{i:06d}.jpg", r.image, quality=int(rng.integers(80, 96)))
+    write_png16(base / "gts" / f"{i:06d}.png", a.target, 65535.0)
+    write_uint8_png(base / "valid_masks" / f"{i:06d}.png", a.mask.astype(np.uint8) * 255)
+    return {}
+
+
+def _write_folder(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
+    image = r.image if a.image is None else a.image
+    write_image(root / "images" / f"{i:06d}.jpg", image, quality=int(rng.integers(75, 96)))
+    write_pfm(root / "targets" / f"{i:06d}.pfm", a.target)
+    write_uint8_png(root / "masks" / f"{i:06d}.png", a.mask.astype(np.uint8) * 255)
+    return {}
+
+
+def _write_diw(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
+    name = f"{DIW_IMAGES}/{i:06d}.thumb"
+    write_image(root / f"{name}.jpg", r.image, quality=int(rng.integers(70, 95)))
+    (root / f"{name}.jpg").rename(root / name)  # DIW's JPEG images are named *.thumb
+    h, w = r.depth.shape
+    return {"diw": (f"./{name}", a.pairs[:1], (h, w))}
+
+
+def _write_sintel(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
+    scene, frame = r.family, f"frame_{i + 1:04d}"
+    write_image(root / "training" / "final" / scene / f"{frame}.png", r.image)
+    write_sintel_dpt(root / "training" / "depth" / scene / f"{frame}.dpt", a.target)
+    write_sintel_cam(root / "training" / "camdata_left" / scene / f"{frame}.cam", r.intrinsics)
+    return {}
+
+
+def _finish_tum(root: Path, records: list[dict], space) -> None:
+    seq = root / TUM_SEQUENCE
+    for key in ("rgb", "depth"):
+        lines = [f"# {key} maps", "# synthetic sequence", "# timestamp filename"]
+        lines += [f"{t:.6f} {name}" for t, name in (r[key] for r in records)]
+        (seq / f"{key}.txt").write_text("\n".join(lines) + "\n")
+
+
+def _finish_diw(root: Path, records: list[dict], space) -> None:
+    folder = root / "DIW_Annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_diw_csv(folder / "DIW_train.csv", [r["diw"] for r in records])
+
+
+def _finish_folder(root: Path, records: list[dict], space) -> None:
+    text = yaml.safe_dump({"space": str(space), "zero_invalid": False})
+    (root / "dataset.yaml").write_text(text)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """dirs: folders to create under the set root; write: one sample; finish: index files."""
+
+    dirs: tuple[str, ...]
+    write: Callable
+    finish: Callable | None = None
+    split: str | None = None  # split to pass to create_dataset
+
+
+LAYOUTS: dict[str, Layout] = {
+    "tum": Layout((f"{TUM_SEQUENCE}/rgb", f"{TUM_SEQUENCE}/depth"), _write_tum, _finish_tum),
+    "kitti": Layout((), _write_kitti, None, "train"),
+    "megadepth": Layout((f"{MEGADEPTH_SCENE}/imgs", f"{MEGADEPTH_SCENE}/depths"),
+                        _write_megadepth),
+    "hrwsi": Layout(tuple(f"{HRWSI_SPLIT}/{d}" for d in ("imgs", "gts", "valid_masks")),
+                    _write_hrwsi, None, HRWSI_SPLIT),
+    "folder": Layout(("images", "targets", "masks"), _write_folder, _finish_folder),
+    "diw": Layout((DIW_IMAGES,), _write_diw, _finish_diw, "train"),
+    "sintel": Layout((), _write_sintel, None, "training"),
+}
+
+
+# ----------------------------------------------------------------------------- contact sheet
+def _colourise(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Turbo colour map (H, W, 3) of values normalised by robust percentiles on `mask`."""
+    from matplotlib import colormaps
+
+    out = np.zeros(values.shape + (3,), np.float32)
+    if mask.any():
+        lo, hi = np.percentile(values[mask], [2, 98])
+        x = np.clip((values - lo) / max(hi - lo, 1e-12), 0, 1)
+        out = colormaps["turbo"](x)[..., :3].astype(np.float32)
+        out[~mask] = 0
+    return out
+
+
+def contact_tiles(r: Render, a: Annotation, space, tile: int) -> np.ndarray:
+    """Column of three tiles (3*tile, tile, 3): image | target colour map | valid mask.
+
+    The colour map shows disparity-like values (depth targets are inverted) so that near is
+    warm for every personality; ordinal sets show the exact disparity with the pair drawn."""
+    from PIL import Image, ImageDraw
+
+    image = r.image if a.image is None else a.image
+    if space.is_depth:
+        shown = np.where(a.mask, 1.0 / np.maximum(a.target, 1e-9), 0)
+        colour = _colourise(shown, a.mask)
+    elif a.pairs is not None:
+        colour = _colourise(np.where(r.mask, 1.0 / np.where(r.mask, r.depth, 1), 0), r.mask)
+    else:
+        colour = _colourise(a.target, a.mask)
+    if a.mask.any():  # sparse targets: grow points so they stay visible when shrunk
+        grow = max(1, r.depth.shape[0] // tile)
+        from scipy import ndimage
+
+        filled = ndimage.maximum_filter(a.mask.astype(np.uint8), size=grow) > 0
+        if filled.mean() > a.mask.mean() * 1.5:
+            idx = ndimage.distance_transform_edt(~a.mask, return_distances=False,
+                                                 return_indices=True)
+            colour = np.where(filled[..., None], colour[idx[0], idx[1]], 0)
+    tiles = []
+    for array in (image, colour, np.repeat(a.mask[..., None], 3, -1).astype(np.float32)):
+        pil = Image.fromarray((np.clip(array, 0, 1) * 255).astype(np.uint8)).resize(
+            (tile, tile), Image.Resampling.BILINEAR
+        )
+        if a.pairs is not None and array is not colour:
+            draw = ImageDraw.Draw(pil)
+            s = tile / r.depth.shape[0]
+            for ya, xa, yb, xb, label in a.pairs:
+                near, far = ((xa, ya), (xb, yb)) if label > 0 else ((xb, yb), (xa, ya))
+                for (x, y), c in ((near, (255, 40, 40)), (far, (40, 120, 255))):
+                    draw.ellipse([x * s - 3, y * s - 3, x * s + 3, y * s + 3], outline=c, width=2)
+        tiles.append(np.asarray(pil))
+    return np.concatenate(tiles, 0)
+
+
+def write_contact_sheet(path: Path, columns: list[np.ndarray]) -> None:
+    """Save tile columns side by side as a palette PNG (small enough for docs)."""
+    from PIL import Image
+
+    if not columns:
+        return
+    sheet = np.concatenate(columns, 1)
+    Image.fromarray(sheet).quantize(colors=256, dither=Image.Dither.NONE).save(path,
+                                                                             optimize=True)
+
+
+# ----------------------------------------------------------------------------- generation
+def _job(args) -> tuple[int, dict, np.ndarray | None]:
+    personality, families, seed, size, index, root, tile = args
+    p = get_personality(personality)
+    r, a, rng = make_sample(personality, families, seed, size, index)
+    record = LAYOUTS[p.dataset].write(Path(root), index, r, a, rng)
+    tiles = contact_tiles(r, a, p.space, tile) if tile else None
+    return index, record, tiles
+
+
+def _pool(workers: int):
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return context.Pool(workers)
+
+
+def generate_set(
+    out: str | Path,
+    personality: str,
+    n: int,
+    seed: int = 0,
+    size: int = 256,
+    families: tuple[str, ...] | None = None,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+    contact_sheet: bool = True,
+) -> dict:
+    """Generate `n` samples of `personality` into `out` in its real dataset layout.
+
+    families: scene families to draw from (default: the personality's). workers: processes
+    (results do not depend on it). progress: called with 1 after each sample. Returns the
+    set's entry for mix.yaml: name, dataset, root, split, space, families, n, size, seed.
+    """
+    p = get_personality(personality)
+    families = tuple(check_family(f) for f in (families or p.families))
+    if n < 1:
+        raise ConfigError(f"n: need at least one sample, got {n}")
+    if size < 16:
+        raise ConfigError(f"size: images must be at least 16 pixels, got {size}")
+    if workers < 1:
+        raise ConfigError(f"workers: need at least one worker, got {workers}")
+    root = Path(out)
+    layout = LAYOUTS[p.dataset]
+    for d in layout.dirs:
+        (root / d).mkdir(parents=True, exist_ok=True)
+    if p.dataset == "kitti":
+        (root / "data_depth_annotated" / "train").mkdir(parents=True, exist_ok=True)
+    if p.dataset == "sintel":
+        for fam in families:
+            for kind in ("final", "depth", "camdata_left"):
+                (root / "training" / kind / fam).mkdir(parents=True, exist_ok=True)
+    if p.dataset == "kitti":
+        for i in range(n):
+            date, drive = _kitti_drive(i)
+            (root / date / drive / "image_02" / "data").mkdir(parents=True, exist_ok=True)
+            gt = root / "data_depth_annotated" / "train" / drive / "proj_depth" / "groundtruth"
+            (gt / "image_02").mkdir(parents=True, exist_ok=True)
+    tile = min(size, 128) if contact_sheet else 0
+    jobs = [(personality, families, seed, size, i, str(root),
+             tile if i < CONTACT_COLUMNS else 0) for i in range(n)]
+    records: list[dict] = []
+    columns: list[np.ndarray] = []
+
+    def collect(result):
+        _, record, tiles = result
+        records.append(record)
+        if tiles is not None:
+            columns.append(tiles)
+        if progress is not None:
+            progress(1)
+
+    if workers == 1:
+        for job in jobs:
+            collect(_job(job))
+    else:
+        with _pool(workers) as pool:
+            for result in pool.imap(_job, jobs, chunksize=1):
+                collect(result)
+    if layout.finish is not None:
+        layout.finish(root, records, p.space)
+    if contact_sheet:
+        write_contact_sheet(root / "contact_sheet.png", columns)
+    return {
+        "name": personality,
+        "dataset": p.dataset,
+        "root": str(root),
+        "split": layout.split,
+        "space": str(p.space),
+        "families": list(families),
+        "n": n,
+        "size": size,
+        "seed": seed,
+    }
+
+
+PRESETS = {"default-mix": "every personality on the training families, plus held-out families"}
+
+
+def generate_preset(
+    preset: str,
+    out: str | Path,
+    n_per_set: int = 200,
+    seed: int = 0,
+    size: int = 256,
+    workers: int = 1,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> Path:
+    """Write a preset: OUT/train/<personality>/ for every personality (training families),
+    OUT/heldout/<family>/ (exact depth, Sintel layout) for every held-out family, and
+    OUT/mix.yaml listing each set. progress(label, total) returns a per-sample callback.
+    Returns the path of mix.yaml."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    from mixdepth.synthetic.personalities import PERSONALITIES
+
+    out = Path(out)
+    train, heldout = [], []
+    for name, p in PERSONALITIES.items():
+        families = tuple(f for f in p.families if f in TRAIN_FAMILIES)
+        bar = progress(f"train/{name}", n_per_set) if progress else None
+        entry = generate_set(out / "train" / name, name, n_per_set, seed, size, families,
+                             workers, bar)
+        train.append({**entry, "root": f"train/{name}"})
+    for family in HELDOUT_FAMILIES:
+        bar = progress(f"heldout/{family}", n_per_set) if progress else None
+        entry = generate_set(out / "heldout" / family, HELDOUT, n_per_set, seed, size,
+                             (family,), workers, bar)
+        heldout.append({**entry, "name": family, "root": f"heldout/{family}"})
+    mix = {
+        "preset": preset,
+        "seed": seed,
+        "size": size,
+        "n_per_set": n_per_set,
+        "note": "roots are relative to this file's folder",
+        "train": train,
+        "heldout": heldout,
+    }
+    path = out / "mix.yaml"
+    path.write_text(yaml.safe_dump(mix, sort_keys=False))
+    return path
