@@ -237,3 +237,30 @@ def test_heldout_families_are_scored_alone_and_together(tmp_path):
     together = np.mean([p["metrics"]["absrel"] for p in subsets.values()])
     assert result.summary["metrics"]["absrel"] == pytest.approx(together)
     assert {"absrel", "bad_pixel"} <= set(result.summary["metrics"])
+
+
+def test_nyu_root_may_be_the_mat_file_itself(tmp_path):
+    fx = build("nyu", tmp_path)
+    write_predictions(fx, tmp_path / "preds", lambda key, depth: 1.0 / np.maximum(depth, 0.1))
+    mat = fx.root / "nyu_depth_v2_labeled.mat"
+    result = evaluate("nyu", mat, predictions=tmp_path / "preds", progress=False)
+    assert result.summary["evaluated"] == 2 and result.primary == 0.0
+
+
+def test_folder_with_disparity_ground_truth(tmp_path):
+    from mixdepth.errors import ConfigError
+
+    fx = build("folder", tmp_path)
+    for name, depth in fx.depth.items():  # store the targets as disparity up to scale
+        disparity = np.where(depth > 0, 7.0 / np.where(depth > 0, depth, 1.0), 0.0)
+        np.save(fx.root / "targets" / f"{name}.npy", disparity.astype(np.float32))
+    (fx.root / "dataset.yaml").write_text("space: disparity_up_to_scale\n")
+    write_predictions(fx, tmp_path / "preds", lambda key, depth: 1.0 / np.maximum(depth, 0.1))
+    # depth up to the scale 1/7: a cap of 20 m becomes 20/7 in the ground truth's units
+    result = evaluate("folder", fx.root, predictions=tmp_path / "preds", cap=20 / 7,
+                      progress=False)
+    assert result.summary["evaluated"] == 2
+    assert result.summary["metrics"]["absrel"] == pytest.approx(0.0, abs=1e-5)
+    (fx.root / "dataset.yaml").write_text("space: disparity_up_to_scale_and_shift\n")
+    with pytest.raises(ConfigError, match="no depth to score"):
+        evaluate("folder", fx.root, predictions=tmp_path / "preds", cap=3.0, progress=False)

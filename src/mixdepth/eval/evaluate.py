@@ -93,7 +93,7 @@ class ModelPredictions:
             self.predictor = Predictor(model=model, weights=weights, device=device)
         config = getattr(self.predictor, "config", None)
         self.name = getattr(config, "name", None) or (model if isinstance(model, str) else "model")
-        self.weights = None if weights is None else str(weights)
+        self.weights = None if weights is None else str(Path(weights).resolve())
 
     @property
     def description(self) -> dict:
@@ -292,10 +292,12 @@ def benchmark_subsets(benchmark: Benchmark, root: str | Path) -> list[tuple[str,
     directory (with ROOT/<subsets>/<family>/) or the <subsets> directory itself.
     """
     root = Path(root)
+    if not root.exists():
+        raise ConfigError(f"--root {root}: no such file or directory (benchmark {benchmark.name})")
+    if benchmark.subsets is None:
+        return [("", root)]  # a directory, or a file some loaders accept (NYU's .mat, a tar)
     if not root.is_dir():
         raise ConfigError(f"--root {root}: not a directory (benchmark {benchmark.name})")
-    if benchmark.subsets is None:
-        return [("", root)]
     base = root / benchmark.subsets if (root / benchmark.subsets).is_dir() else root
     families = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not families:
@@ -424,6 +426,12 @@ def _evaluate_subset(
     from mixdepth.data import create_dataset
 
     dataset = create_dataset(bench.dataset, subset_root, split=bench.split, **bench.dataset_options)
+    space = getattr(dataset, "space", None)
+    if space is Space.DISPARITY_UP_TO_SCALE_AND_SHIFT and not bench.ordinal:
+        raise ConfigError(
+            f"{subset_root}: ground truth in {space} has no depth to score against; "
+            "benchmarks need metric depth, depth up to scale or disparity up to scale"
+        )
     crop = getattr(dataset, "eval_crop", None) if use_crop else None
     for problem in getattr(dataset, "problems", []):  # files the loader could not pair
         where, _, what = problem.rpartition(": ")
