@@ -62,8 +62,8 @@ def align_lstsq(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Ten
     pred, target: (B, H, W) disparity; mask: bool (B, H, W). Returns (scale, shift), each
     (B,) in the dtype of `pred`, minimising sum_i (scale * pred_i + shift - target_i)^2 over
     the valid pixels of each image. The 2x2 normal equations are solved in closed form; the
-    sums are accumulated in float64 around a per-image reference value (shifted data), so
-    large offsets do not cancel catastrophically.
+    moments are taken around a per-image reference value (shifted data) and accumulated in
+    float64 across rows (`image_sum`), so large offsets do not cancel catastrophically.
 
     Degenerate images give finite values: with no valid pixel, scale 0 and shift 0; with one
     valid pixel or a constant prediction (variance below 1e-12 of its mean square), scale 0
@@ -72,18 +72,17 @@ def align_lstsq(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Ten
     check_inputs(pred, target, mask, "align_lstsq")
     count = valid_counts(mask).to(torch.float64)
     safe_count = count.clamp_min(1.0)
-    p = masked(pred, mask)
-    t = masked(target, mask)
-    # Reference values (the masked means in the input dtype); subtracting them first keeps the
-    # float64 second moments accurate even when the maps carry a large common offset.
-    p_ref = (p.flatten(1).sum(1, dtype=torch.float64) / safe_count).to(pred.dtype).detach()
-    t_ref = (t.flatten(1).sum(1, dtype=torch.float64) / safe_count).to(target.dtype).detach()
-    dp = masked(pred - p_ref[:, None, None], mask).flatten(1)
-    dt = masked(target - t_ref[:, None, None], mask).flatten(1)
-    sum_p = dp.sum(1, dtype=torch.float64)
-    sum_t = dt.sum(1, dtype=torch.float64)
-    sum_pp = (dp * dp).sum(1, dtype=torch.float64)
-    sum_pt = (dp * dt).sum(1, dtype=torch.float64)
+    # Reference values (the masked means, no gradient needed: the shifted-data formulas
+    # below are exact for any reference) keep the second moments free of cancellation.
+    with torch.no_grad():
+        p_ref = (image_sum(masked(pred, mask)) / safe_count).to(pred.dtype)
+        t_ref = (image_sum(masked(target, mask)) / safe_count).to(target.dtype)
+    dp = masked(pred - p_ref[:, None, None], mask)
+    dt = masked(target - t_ref[:, None, None], mask)
+    sum_p = image_sum(dp)
+    sum_t = image_sum(dt)
+    sum_pp = image_sum(dp * dp)
+    sum_pt = image_sum(dp * dt)
     var_p = sum_pp - sum_p * sum_p / safe_count  # sum of squared deviations from the mean
     cov = sum_pt - sum_p * sum_t / safe_count
     mean_square = sum_pp + (p_ref.to(torch.float64) ** 2) * count
@@ -95,38 +94,31 @@ def align_lstsq(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Ten
     return scale.to(pred.dtype), shift.to(pred.dtype)
 
 
-def masked_median(x: Tensor, mask: Tensor) -> Tensor:
+def image_sum(x: Tensor) -> Tensor:
+    """Per-image float64 sum of x (B, H, W) -> (B,): each row is summed in the dtype of x
+    (at most W values), the rows are accumulated in float64 (no float64 copy of the map)."""
+    return x.sum(dim=-1).to(torch.float64).sum(dim=-1)
+
+
+def masked_median(x: Tensor, mask: Tensor, count: Tensor | None = None) -> Tensor:
     """Lower median of the valid pixels of each image: (B,) in the dtype of x.
 
-    x: (B, H, W); mask: bool (B, H, W). With M valid pixels the median is the value of rank
-    (M - 1) // 2 in ascending order (the lower of the two middle values when M is even, as
-    `torch.median`). Images without valid pixels get 0. The sort that finds the rank runs
-    without autograd; the gradient flows to the selected pixel only.
+    x: (B, H, W); mask: bool (B, H, W); count: optional valid counts (B,) if already known.
+    With M valid pixels the median is the value of rank (M - 1) // 2 in ascending order (the
+    lower of the two middle values when M is even, as `torch.median`). Images without valid
+    pixels get 0. The sort that finds the rank runs without autograd; the gradient flows to
+    the selected pixel only.
     """
+    count = valid_counts(mask) if count is None else count
     flat = x.flatten(1)
-    flat_mask = mask.flatten(1)
-    count = flat_mask.sum(1)
     with torch.no_grad():
         inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
-        order = torch.where(flat_mask, flat, inf)
-        order = torch.sort(order, dim=1).indices
+        order = torch.sort(torch.where(mask, x, inf).flatten(1), dim=1).indices
         rank = ((count - 1).clamp_min(0) // 2)[:, None]
         index = order.gather(1, rank)
         del order
     value = flat.gather(1, index)[:, 0]
     return torch.where(count > 0, value, torch.zeros_like(value))
-
-
-def median_mad(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-image median and mean absolute deviation from it over valid pixels: two (B,) tensors.
-
-    Images without valid pixels get median 0 and MAD 0. Differentiated through.
-    """
-    median = masked_median(x, mask)
-    count = valid_counts(mask).clamp_min(1).to(x.dtype)
-    deviation = masked((x - median[:, None, None]).abs(), mask)
-    mad = deviation.flatten(1).sum(1) / count
-    return median, mad
 
 
 def normalize_median_mad(x: Tensor, mask: Tensor) -> Tensor:
@@ -142,6 +134,8 @@ def normalize_median_mad(x: Tensor, mask: Tensor) -> Tensor:
             "normalize_median_mad: x and mask must be tensors of the same shape (B, H, W), got "
             f"{tuple(getattr(x, 'shape', ()))} and {tuple(getattr(mask, 'shape', ()))}"
         )
-    median, mad = median_mad(x, mask)
-    centred = x - median[:, None, None]
-    return masked(centred / mad.clamp_min(MAD_FLOOR)[:, None, None], mask)
+    count = valid_counts(mask)
+    x = masked(x, mask)  # NaN/inf off the mask would otherwise leak into the backward pass
+    centred = masked(x - masked_median(x, mask, count)[:, None, None], mask)
+    mad = (image_sum(centred.abs()) / count.clamp_min(1)).to(x.dtype)
+    return centred / mad.clamp_min(MAD_FLOOR)[:, None, None]

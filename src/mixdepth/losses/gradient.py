@@ -40,9 +40,16 @@ def gradient_matching(
 
 
 def residual_gradient_matching(
-    residual: Tensor, mask: Tensor, scales: int = 4, reduction: str = "batch"
+    residual: Tensor,
+    mask: Tensor,
+    scales: int = 4,
+    reduction: str = "batch",
+    count: Tensor | None = None,
 ) -> Tensor:
-    """`gradient_matching` of a residual map R (B, H, W) that is already 0 outside the mask."""
+    """`gradient_matching` of a residual map R (B, H, W) that is already 0 outside the mask.
+
+    count: optional valid counts (B,) of the full-resolution mask if already known.
+    """
     total = None
     for k in range(scales):
         step = 2**k
@@ -53,6 +60,7 @@ def residual_gradient_matching(
         grad_x = masked(r[:, :, 1:] - r[:, :, :-1], valid_x).abs()
         grad_y = masked(r[:, 1:, :] - r[:, :-1, :], valid_y).abs()
         sums = grad_x.flatten(1).sum(1) + grad_y.flatten(1).sum(1)
-        term = reduce_sums(sums, valid_counts(m), reduction)
+        scale_count = count if (k == 0 and count is not None) else valid_counts(m)
+        term = reduce_sums(sums, scale_count, reduction)
         total = term if total is None else total + term
     return total

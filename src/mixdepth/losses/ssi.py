@@ -47,39 +47,44 @@ def aligned_residual(pred: Tensor, target: Tensor, mask: Tensor, kind: str) -> T
     """
     if kind == "mse":
         scale, shift = align_lstsq(pred, target, mask)
+        pred = masked(pred, mask)  # 0 * inf off the mask would poison the gradient of scale
         return masked(scale[:, None, None] * pred + shift[:, None, None] - target, mask)
     if kind in ("mae", "trim"):
         return normalize_median_mad(pred, mask) - normalize_median_mad(target, mask)
     raise MixdepthError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
 
 
-def trim_keep_mask(abs_residual: Tensor, mask: Tensor, trim: float) -> Tensor:
+def trim_keep_mask(
+    abs_residual: Tensor, mask: Tensor, trim: float, count: Tensor | None = None
+) -> Tensor:
     """Bool (B, H, W): the floor((1 - trim) * M) smallest valid residuals of each image.
 
-    Ties are broken by the sort order, so exactly that many pixels are kept. Computed
-    without autograd (the selection is piecewise constant).
+    count: optional valid counts (B,) if already known. Ties are broken by the sort order,
+    so exactly that many pixels are kept. Computed without autograd (the selection is
+    piecewise constant).
     """
+    count = valid_counts(mask) if count is None else count
     with torch.no_grad():
-        flat = torch.where(mask, abs_residual, torch.full_like(abs_residual, math.inf))
-        flat = flat.flatten(1)
         keep_count = torch.floor(
-            (1.0 - trim) * valid_counts(mask).to(torch.float64) + KEEP_COUNT_TOLERANCE
+            (1.0 - trim) * count.to(torch.float64) + KEEP_COUNT_TOLERANCE
         ).to(torch.int64)
-        order = torch.sort(flat, dim=1).indices
-        del flat
+        inf = torch.full((), math.inf, dtype=abs_residual.dtype, device=abs_residual.device)
+        order = torch.sort(torch.where(mask, abs_residual, inf).flatten(1), dim=1).indices
         ranks = torch.arange(order.shape[1], device=order.device)
         ranks_kept = ranks[None, :] < keep_count[:, None]
         keep = torch.zeros_like(mask.flatten(1)).scatter_(1, order, ranks_kept)
     return keep.view_as(mask)
 
 
-def data_term_sums(residual: Tensor, mask: Tensor, kind: str, trim: float = 0.2) -> Tensor:
+def data_term_sums(
+    residual: Tensor, mask: Tensor, kind: str, trim: float = 0.2, count: Tensor | None = None
+) -> Tensor:
     """Per-image sums (B,) of the data term: r^2 for "mse", |r| for "mae", kept |r| for "trim"."""
     if kind == "mse":
         return residual.square().flatten(1).sum(1)
     magnitude = residual.abs()
     if kind == "trim":
-        magnitude = masked(magnitude, trim_keep_mask(magnitude, mask, trim))
+        magnitude = masked(magnitude, trim_keep_mask(magnitude, mask, trim, count))
     return magnitude.flatten(1).sum(1)
 
 
@@ -103,9 +108,10 @@ def ssi_loss(
     check_inputs(pred, target, mask, f"ssi_{kind}")
     check_reduction(reduction)
     check_trim(trim)
+    count = valid_counts(mask)
     residual = aligned_residual(pred, target, mask, kind)
-    sums = data_term_sums(residual, mask, kind, trim)
-    return reduce_sums(sums, 2 * valid_counts(mask), reduction)
+    sums = data_term_sums(residual, mask, kind, trim, count)
+    return reduce_sums(sums, 2 * count, reduction)
 
 
 def ssi_mse(pred: Tensor, target: Tensor, mask: Tensor, reduction: str = "batch") -> Tensor:
@@ -181,11 +187,14 @@ class ScaleShiftInvariantLoss(nn.Module):
 
     def forward(self, pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, dict]:
         check_inputs(pred, target, mask, "ScaleShiftInvariantLoss")
+        count = valid_counts(mask)
         residual = aligned_residual(pred, target, mask, self.kind)
-        sums = data_term_sums(residual, mask, self.kind, self.trim)
-        data = reduce_sums(sums, 2 * valid_counts(mask), self.reduction)
+        sums = data_term_sums(residual, mask, self.kind, self.trim, count)
+        data = reduce_sums(sums, 2 * count, self.reduction)
         if self.alpha > 0:
-            grad = residual_gradient_matching(residual, mask, self.scales, self.reduction)
+            grad = residual_gradient_matching(
+                residual, mask, self.scales, self.reduction, count
+            )
         else:
             grad = torch.zeros_like(data) + zero_loss(residual)
         return data + self.alpha * grad, {"data": data, "grad": grad}

@@ -1,0 +1,171 @@
+"""Speed and memory of ScaleShiftInvariantLoss against a straightforward per-image loop.
+
+Run: python benchmarks/bench_losses.py [--repeat 5] [--batch 8] [--size 384] [--threads N]
+
+For kind "mse" and "trim" (alpha 0.5, 4 scales, batch reduction) it prints the median
+milliseconds of one forward + backward pass of the batched loss and of a per-image Python
+loop written below (same formulas, one image at a time, as public reference code does it),
+their ratio, and the peak extra memory of the batched pass.
+
+Memory: the torch profiler records every CPU allocation and free during one forward +
+backward pass; the peak of the running sum of those events is the extra memory the pass
+needs on top of the inputs. It is reported as a multiple of the inputs' size (pred, target
+and mask). Timings are noisy on a shared machine; use --repeat to take more samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from mixdepth.losses import ScaleShiftInvariantLoss
+
+
+def loop_ssi_loss(pred, target, mask, kind, alpha=0.5, scales=4, trim=0.2):
+    """The same loss, one image at a time with boolean indexing (the straightforward way)."""
+    data_sum = pred.new_zeros(())
+    data_count = 0
+    grad_sums = [pred.new_zeros(()) for _ in range(scales)]
+    grad_counts = [0] * scales
+    for n in range(pred.shape[0]):
+        valid = mask[n]
+        m = int(valid.sum())
+        if m == 0:
+            continue
+        p, t = pred[n][valid], target[n][valid]
+        if kind == "mse":
+            design = torch.stack([p, torch.ones_like(p)], dim=1).double()
+            normal = design.T @ design  # the 2x2 normal equations
+            solution = torch.linalg.solve(normal, design.T @ t.double()).float()
+            aligned = solution[0] * pred[n] + solution[1]
+            residual_map = torch.where(valid, aligned - target[n], torch.zeros_like(aligned))
+            data_sum = data_sum + (residual_map[valid] ** 2).sum()
+        else:
+            p_med, t_med = p.median(), t.median()
+            p_hat = (pred[n] - p_med) / (p - p_med).abs().mean()
+            t_hat = (target[n] - t_med) / (t - t_med).abs().mean()
+            residual_map = torch.where(valid, p_hat - t_hat, torch.zeros_like(p_hat))
+            errors = residual_map[valid].abs()
+            if kind == "trim":
+                errors = torch.sort(errors).values[: int((1 - trim) * m + 1e-9)]
+            data_sum = data_sum + errors.sum()
+        data_count += 2 * m
+        for k in range(scales):
+            r = residual_map[:: 2**k, :: 2**k]
+            v = valid[:: 2**k, :: 2**k]
+            vx = v[:, 1:] & v[:, :-1]
+            vy = v[1:, :] & v[:-1, :]
+            grad_sums[k] = grad_sums[k] + (r[:, 1:] - r[:, :-1]).abs()[vx].sum()
+            grad_sums[k] = grad_sums[k] + (r[1:, :] - r[:-1, :]).abs()[vy].sum()
+            grad_counts[k] += int(v.sum())
+    data = data_sum / max(data_count, 1)
+    grad = sum(s / max(c, 1) for s, c in zip(grad_sums, grad_counts, strict=True))
+    return data + alpha * grad
+
+
+def time_forward_backward(step, repeat):
+    step()  # warm-up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def make_inputs(batch, size, valid):
+    generator = torch.Generator().manual_seed(0)
+    shape = (batch, size, size)
+    target = torch.rand(shape, generator=generator) + 0.1
+    pred = 2.0 * target + 0.3 * torch.rand(shape, generator=generator)
+    mask = torch.rand(shape, generator=generator) < valid
+    return pred, target, mask
+
+
+def measure_peak_child(kind, batch, size, valid):
+    """In a fresh process: growth of the peak resident set during one forward + backward.
+
+    The inputs (and the gradient buffer of pred, which any loss must produce) are created
+    and touched first, and a tiny warm-up call loads the code paths, so the growth of
+    ru_maxrss is the memory the loss itself needs at its peak.
+    """
+    pred, target, mask = make_inputs(batch, size, valid)
+    pred.requires_grad_(True)
+    pred.grad = torch.zeros_like(pred)
+    loss = ScaleShiftInvariantLoss(kind=kind, alpha=0.5, scales=4)
+    small = [x[:1, :32, :32].detach().clone() for x in (pred, target, mask)]
+    small[0].requires_grad_(True)
+    loss(*small)[0].backward()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    total, _ = loss(pred, target, mask)
+    total.backward()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((after - before) * 1024)  # ru_maxrss is in KiB on Linux
+
+
+def peak_extra_bytes(kind, args):
+    command = [
+        sys.executable, __file__, "--child-memory", kind, "--batch", str(args.batch),
+        "--size", str(args.size), "--valid", str(args.valid), "--threads", str(args.threads),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return int(output.split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--valid", type=float, default=0.7, help="fraction of valid pixels")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--child-memory", choices=["mse", "mae", "trim"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child_memory:
+        measure_peak_child(args.child_memory, args.batch, args.size, args.valid)
+        return
+
+    pred_base, target, mask = make_inputs(args.batch, args.size, args.valid)
+    input_bytes = sum(x.numel() * x.element_size() for x in (pred_base, target, mask))
+    print(
+        f"batch {args.batch} x {args.size} x {args.size}, {args.valid:.0%} valid, "
+        f"{torch.get_num_threads()} threads, median of {args.repeat} runs; "
+        f"inputs {input_bytes / 2**20:.1f} MiB"
+    )
+    print(f"{'kind':<6}{'batched ms':>12}{'loop ms':>10}{'speed-up':>10}{'peak extra':>12}"
+          f"{'x inputs':>10}{'same value':>12}")
+    for kind in ("mse", "trim"):
+        loss = ScaleShiftInvariantLoss(kind=kind, alpha=0.5, scales=4)
+
+        def batched_step(loss=loss):
+            pred = pred_base.clone().requires_grad_(True)
+            total, _ = loss(pred, target, mask)
+            total.backward()
+            return total.item()
+
+        def loop_step(kind=kind):
+            pred = pred_base.clone().requires_grad_(True)
+            total = loop_ssi_loss(pred, target, mask, kind)
+            total.backward()
+            return total.item()
+
+        agree = abs(batched_step() - loop_step()) <= 1e-4 * abs(loop_step())
+        batched_ms = time_forward_backward(batched_step, args.repeat)
+        loop_ms = time_forward_backward(loop_step, args.repeat)
+        extra = peak_extra_bytes(kind, args)
+        print(
+            f"{kind:<6}{batched_ms:>12.1f}{loop_ms:>10.1f}{loop_ms / batched_ms:>9.2f}x"
+            f"{extra / 2**20:>9.1f} MiB{extra / input_bytes:>9.2f}x{str(agree):>12}"
+        )
+
+
+if __name__ == "__main__":
+    main()
