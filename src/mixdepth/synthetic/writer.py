@@ -35,7 +35,7 @@ from mixdepth.synthetic.personalities import Annotation, get_personality
 from mixdepth.synthetic.render import Render
 from mixdepth.synthetic.scenes import HELDOUT_FAMILIES, TRAIN_FAMILIES, check_family, render_family
 
-CONTACT_COLUMNS = 8  # samples shown in a contact sheet
+CONTACT_COLUMNS = 6  # samples shown in a contact sheet
 HELDOUT = "exact"  # held-out families are written with exact depth (Sintel layout)
 TUM_SEQUENCE = "rgbd_dataset_synthetic_indoor"  # no "freiburgN": the loader adds no intrinsics
 MEGADEPTH_SCENE = "0000/dense0"
@@ -58,9 +58,13 @@ def make_sample(personality: str, families: tuple[str, ...], seed: int, size: in
                 ) -> tuple[Render, Annotation, np.random.Generator]:
     """Render and annotate sample `index` of a set (deterministic)."""
     rng = sample_rng(seed, personality, families, index)
-    family = families[int(rng.integers(len(families)))]
-    render = render_family(family, rng, size, size)
-    annotation = get_personality(personality).annotate(render, rng)
+    p = get_personality(personality)
+    for _ in range(8):  # a new scene (same generator) when nothing at all is annotated
+        family = families[int(rng.integers(len(families)))]
+        render = render_family(family, rng, size, size)
+        annotation = p.annotate(render, rng)
+        if annotation.pairs is not None or annotation.mask.any():
+            break
     return render, annotation, rng
 
 
@@ -252,8 +256,9 @@ def _job(args) -> tuple[int, dict, np.ndarray | None]:
 
 
 def _pool(workers: int):
+    # Workers only run numpy/PIL code, so forking is safe and starts fastest where available.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     return context.Pool(workers)
 
 
