@@ -314,6 +314,18 @@ def test_std_conv_standardises_weights_and_pads_bottom_right():
     assert torch.allclose(conv(x), expected, rtol=1e-3, atol=1e-3)
 
 
+def test_std_conv_gradients():
+    torch.manual_seed(0)
+    conv = StdConv2dSame(2, 3, 3, stride=2).double()
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    weight = conv.weight.detach().clone().requires_grad_(True)
+
+    def run(inputs, w):
+        return torch.func.functional_call(conv, {"weight": w}, (inputs,))
+
+    assert torch.autograd.gradcheck(run, (x, weight))
+
+
 def test_max_pool_same_never_picks_padding():
     x = -torch.rand(1, 2, 9, 6) - 1.0  # all values below -1; zero padding would win
     y = MaxPool2dSame(3, 2)(x)

@@ -76,7 +76,7 @@ class DPTEncoder(nn.Module):
     """The ``pretrained`` part of DPT: ViT ``model`` + ``act_postprocess1..4``.
 
     ``forward`` maps x (B, 3, H, W), H and W multiples of 32, to four feature maps at strides
-    4, 8, 16, 32 with ``self.channels`` channels.
+    4, 8, 16, 32 with ``self.out_channels`` channels.
     """
 
     def __init__(self, kind: str):
@@ -84,17 +84,17 @@ class DPTEncoder(nn.Module):
         if kind == "vitl16_384":
             self.model: VisionTransformer = vit_large_patch16_384()
             self.hooks = [5, 11, 17, 23]
-            self.channels = [256, 512, 1024, 1024]
+            self.out_channels = [256, 512, 1024, 1024]
             self.stem_levels = 0
-            dim, c = 1024, self.channels
+            dim, c = 1024, self.out_channels
             self.act_postprocess1: nn.Module = Reassemble(dim, c[0], _upsample(c[0], 4))
             self.act_postprocess2: nn.Module = Reassemble(dim, c[1], _upsample(c[1], 2))
         elif kind == "vitb_rn50_384":
             self.model = vit_base_resnet50_384()
             self.hooks = [8, 11]  # levels 1 and 2 come from the ResNet stem
-            self.channels = [256, 512, 768, 768]
+            self.out_channels = [256, 512, 768, 768]
             self.stem_levels = 2
-            dim, c = 768, self.channels
+            dim, c = 768, self.out_channels
             self.act_postprocess1 = nn.Identity()
             self.act_postprocess2 = nn.Identity()
         else:
@@ -132,7 +132,7 @@ class DPT(nn.Module):
         super().__init__()
         self.pretrained = DPTEncoder(backbone)
         self.scratch = FusionDecoder(
-            self.pretrained.channels,
+            self.pretrained.out_channels,
             features,
             non_negative=non_negative,
             align_corners=True,
