@@ -498,7 +498,7 @@ def cast_primary(scene: Scene, culling: bool = True, dirs: np.ndarray | None = N
         closer = t < t_best
         t_best[closer], kind_of[closer] = t[closer], 6
     normal = np.zeros((h * w, 3), np.float32)
-    p = o + t_best[:, None] * dirs
+    p = o + np.where(np.isfinite(t_best), t_best, 0)[:, None] * dirs
     for kind_index, kind in enumerate(BOUNDED):
         sel = kind_of == kind_index
         if sel.any():
