@@ -35,10 +35,11 @@ def export(
 
     if format != "onnx":
         raise ConfigError(f"--format: only onnx is supported, got {format!r}")
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if model is not None and weights is None:
-        Console(stderr=True).print(f"[yellow]warning:[/] --model {model} without --weights: "
-                                   "exporting random weights")
+        Console(stderr=True, soft_wrap=True).print(
+            f"[yellow]warning:[/] --model {model} without --weights: exporting random weights"
+        )
     net = build_model(model, weights)
     path, exporter = export_onnx(net, output, height, width, opset)
     difference = compare_onnx(path, net, sizes=((64, 96), (96, 64)))

@@ -152,7 +152,7 @@ def predict(
     from mixdepth.predict import Predictor, to_rgb_array
     from mixdepth.video import is_video, predict_video
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     chosen = parse_formats(formats)
     check_colormap(colormap)
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -218,7 +218,7 @@ def predict(
     kinds = Counter(_kind(p) for p in written)
     summary = ", ".join(f"{count} {kind}" for kind, count in kinds.items()) or "nothing"
     done_videos = len(videos) - sum(1 for f, _ in failures if Path(f) in set(videos))
-    Console(highlight=False).print(
+    Console(highlight=False, soft_wrap=True).print(
         f"{predictor.config.name}: {done_images} image(s), {done_videos} video(s) -> "
         f"{output}/: {summary}"
     )
