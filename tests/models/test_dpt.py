@@ -179,8 +179,8 @@ def large() -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_state_dict_is_exactly_the_official_layout(name):
-    mine = _shapes(create_on_meta(name))
+def test_state_dict_is_exactly_the_official_layout(offline, name):
+    mine = _shapes(create_on_meta(name))  # the same construction code, without allocation
     official = official_dpt_keys(name)
     assert sorted(set(official) - set(mine)) == []
     assert sorted(set(mine) - set(official)) == []
@@ -247,7 +247,7 @@ def test_large_forward_non_square(large):
     assert torch.isfinite(y).all() and (y >= 0).all()
 
 
-def test_official_file_loads_into_hybrid(tmp_path):
+def test_official_file_loads_into_hybrid(offline, tmp_path):
     path = tmp_path / "dpt_hybrid_384.pt"
     values = _official_file(path, "dpt_hybrid")
     model = create_on_meta("dpt_hybrid").to_empty(device="cpu")
