@@ -460,7 +460,9 @@ def check_family(name: str) -> str:
     return name
 
 
-def render_family(family: str, rng: np.random.Generator, height: int, width: int) -> Render:
-    """Build a random scene of `family` and render it (see `render.Render`)."""
+def render_family(family: str, rng: np.random.Generator, height: int, width: int,
+                  culling: bool = True) -> Render:
+    """Build a random scene of `family` and render it (see `render.Render`). culling=False
+    tests every object against every ray (same result, slower; a baseline)."""
     scene = FAMILIES[check_family(family)](rng, height, width)
-    return render(scene, rng, family=family)
+    return render(scene, rng, family=family, culling=culling)

@@ -54,14 +54,14 @@ def sample_rng(seed: int, personality: str, families: tuple[str, ...], index: in
     )
 
 
-def make_sample(personality: str, families: tuple[str, ...], seed: int, size: int, index: int
-                ) -> tuple[Render, Annotation, np.random.Generator]:
+def make_sample(personality: str, families: tuple[str, ...], seed: int, size: int, index: int,
+                culling: bool = True) -> tuple[Render, Annotation, np.random.Generator]:
     """Render and annotate sample `index` of a set (deterministic)."""
     rng = sample_rng(seed, personality, families, index)
     p = get_personality(personality)
     for _ in range(8):  # a new scene (same generator) when nothing at all is annotated
         family = families[int(rng.integers(len(families)))]
-        render = render_family(family, rng, size, size)
+        render = render_family(family, rng, size, size, culling)
         annotation = p.annotate(render, rng)
         if annotation.pairs is not None or annotation.mask.any():
             break
@@ -69,14 +69,20 @@ def make_sample(personality: str, families: tuple[str, ...], seed: int, size: in
 
 
 # ----------------------------------------------------------------------------- layouts
+def _at(path: Path) -> Path:
+    """`path`, with its folder created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 # Each writer stores sample `index` under `root` and returns a small record for the index
 # files that `finish` writes once all samples are done.
 def _write_tum(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
     seq = root / TUM_SEQUENCE
     stamp = 1_300_000_000.0 + i / 30.0
     rgb, depth = f"rgb/{stamp:.6f}.png", f"depth/{stamp + 0.004:.6f}.png"
-    write_image(seq / rgb, r.image)
-    write_png16(seq / depth, a.target, TUM_DEPTH_SCALE)
+    write_image(_at(seq / rgb), r.image)
+    write_png16(_at(seq / depth), a.target, TUM_DEPTH_SCALE)
     return {"rgb": (stamp, rgb), "depth": (stamp + 0.004, depth)}
 
 
@@ -89,9 +95,9 @@ def _kitti_drive(i: int) -> tuple[str, str]:
 def _write_kitti(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
     date, drive = _kitti_drive(i)
     frame = f"{0:010d}.png"
-    write_image(root / date / drive / "image_02" / "data" / frame, r.image)
+    write_image(_at(root / date / drive / "image_02" / "data" / frame), r.image)
     gt = root / "data_depth_annotated" / "train" / drive / "proj_depth" / "groundtruth"
-    write_png16(gt / "image_02" / frame, a.target, KITTI_DEPTH_SCALE)
+    write_png16(_at(gt / "image_02" / frame), a.target, KITTI_DEPTH_SCALE)
     p = np.zeros((3, 4))
     p[:, :3] = r.intrinsics
     line = " ".join(f"{v:.6e}" for v in p.reshape(-1))
@@ -101,30 +107,30 @@ def _write_kitti(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
 
 def _write_megadepth(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
     base = root / MEGADEPTH_SCENE
-    write_image(base / "imgs" / f"{i:06d}.jpg", r.image, quality=int(rng.integers(80, 96)))
-    write_h5(base / "depths" / f"{i:06d}.h5", a.target)
+    write_image(_at(base / "imgs" / f"{i:06d}.jpg"), r.image, quality=int(rng.integers(80, 96)))
+    write_h5(_at(base / "depths" / f"{i:06d}.h5"), a.target)
     return {}
 
 
 def _write_hrwsi(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
     base = root / HRWSI_SPLIT
-    write_image(base / "imgs" / f"{i:06d}.jpg", r.image, quality=int(rng.integers(80, 96)))
-    write_png16(base / "gts" / f"{i:06d}.png", a.target, 65535.0)
-    write_uint8_png(base / "valid_masks" / f"{i:06d}.png", a.mask.astype(np.uint8) * 255)
+    write_image(_at(base / "imgs" / f"{i:06d}.jpg"), r.image, quality=int(rng.integers(80, 96)))
+    write_png16(_at(base / "gts" / f"{i:06d}.png"), a.target, 65535.0)
+    write_uint8_png(_at(base / "valid_masks" / f"{i:06d}.png"), a.mask.astype(np.uint8) * 255)
     return {}
 
 
 def _write_folder(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
     image = r.image if a.image is None else a.image
-    write_image(root / "images" / f"{i:06d}.jpg", image, quality=int(rng.integers(75, 96)))
-    write_pfm(root / "targets" / f"{i:06d}.pfm", a.target)
-    write_uint8_png(root / "masks" / f"{i:06d}.png", a.mask.astype(np.uint8) * 255)
+    write_image(_at(root / "images" / f"{i:06d}.jpg"), image, quality=int(rng.integers(75, 96)))
+    write_pfm(_at(root / "targets" / f"{i:06d}.pfm"), a.target)
+    write_uint8_png(_at(root / "masks" / f"{i:06d}.png"), a.mask.astype(np.uint8) * 255)
     return {}
 
 
 def _write_diw(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
     name = f"{DIW_IMAGES}/{i:06d}.thumb"
-    write_image(root / f"{name}.jpg", r.image, quality=int(rng.integers(70, 95)))
+    write_image(_at(root / f"{name}.jpg"), r.image, quality=int(rng.integers(70, 95)))
     (root / f"{name}.jpg").rename(root / name)  # DIW's JPEG images are named *.thumb
     h, w = r.depth.shape
     return {"diw": (f"./{name}", a.pairs[:1], (h, w))}
@@ -132,9 +138,9 @@ def _write_diw(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
 
 def _write_sintel(root: Path, i: int, r: Render, a: Annotation, rng) -> dict:
     scene, frame = r.family, f"frame_{i + 1:04d}"
-    write_image(root / "training" / "final" / scene / f"{frame}.png", r.image)
-    write_sintel_dpt(root / "training" / "depth" / scene / f"{frame}.dpt", a.target)
-    write_sintel_cam(root / "training" / "camdata_left" / scene / f"{frame}.cam", r.intrinsics)
+    write_image(_at(root / "training" / "final" / scene / f"{frame}.png"), r.image)
+    write_sintel_dpt(_at(root / "training" / "depth" / scene / f"{frame}.dpt"), a.target)
+    write_sintel_cam(_at(root / "training" / "camdata_left" / scene / f"{frame}.cam"), r.intrinsics)
     return {}
 
 
@@ -159,24 +165,22 @@ def _finish_folder(root: Path, records: list[dict], space) -> None:
 
 @dataclass(frozen=True)
 class Layout:
-    """dirs: folders to create under the set root; write: one sample; finish: index files."""
+    """write: store one sample (creating folders); finish: index files; split: the split to
+    pass to create_dataset."""
 
-    dirs: tuple[str, ...]
     write: Callable
     finish: Callable | None = None
-    split: str | None = None  # split to pass to create_dataset
+    split: str | None = None
 
 
 LAYOUTS: dict[str, Layout] = {
-    "tum": Layout((f"{TUM_SEQUENCE}/rgb", f"{TUM_SEQUENCE}/depth"), _write_tum, _finish_tum),
-    "kitti": Layout((), _write_kitti, None, "train"),
-    "megadepth": Layout((f"{MEGADEPTH_SCENE}/imgs", f"{MEGADEPTH_SCENE}/depths"),
-                        _write_megadepth),
-    "hrwsi": Layout(tuple(f"{HRWSI_SPLIT}/{d}" for d in ("imgs", "gts", "valid_masks")),
-                    _write_hrwsi, None, HRWSI_SPLIT),
-    "folder": Layout(("images", "targets", "masks"), _write_folder, _finish_folder),
-    "diw": Layout((DIW_IMAGES,), _write_diw, _finish_diw, "train"),
-    "sintel": Layout((), _write_sintel, None, "training"),
+    "tum": Layout(_write_tum, _finish_tum),
+    "kitti": Layout(_write_kitti, None, "train"),
+    "megadepth": Layout(_write_megadepth),
+    "hrwsi": Layout(_write_hrwsi, None, HRWSI_SPLIT),
+    "folder": Layout(_write_folder, _finish_folder),
+    "diw": Layout(_write_diw, _finish_diw, "train"),
+    "sintel": Layout(_write_sintel, None, "training"),
 }
 
 
@@ -288,21 +292,8 @@ def generate_set(
     if workers < 1:
         raise ConfigError(f"workers: need at least one worker, got {workers}")
     root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
     layout = LAYOUTS[p.dataset]
-    for d in layout.dirs:
-        (root / d).mkdir(parents=True, exist_ok=True)
-    if p.dataset == "kitti":
-        (root / "data_depth_annotated" / "train").mkdir(parents=True, exist_ok=True)
-    if p.dataset == "sintel":
-        for fam in families:
-            for kind in ("final", "depth", "camdata_left"):
-                (root / "training" / kind / fam).mkdir(parents=True, exist_ok=True)
-    if p.dataset == "kitti":
-        for i in range(n):
-            date, drive = _kitti_drive(i)
-            (root / date / drive / "image_02" / "data").mkdir(parents=True, exist_ok=True)
-            gt = root / "data_depth_annotated" / "train" / drive / "proj_depth" / "groundtruth"
-            (gt / "image_02").mkdir(parents=True, exist_ok=True)
     tile = min(size, 128) if contact_sheet else 0
     jobs = [(personality, families, seed, size, i, str(root),
              tile if i < CONTACT_COLUMNS else 0) for i in range(n)]
