@@ -67,6 +67,7 @@ class OptimizerConfig:
     lr_encoder: float = 1e-5
     lr_decoder: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
     weight_decay: float = 0.0
 
 
@@ -239,6 +240,7 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
         "optimizer.lr_encoder": config.optimizer.lr_encoder,
         "optimizer.lr_decoder": config.optimizer.lr_decoder,
         "optimizer.weight_decay": config.optimizer.weight_decay,
+        "optimizer.eps": config.optimizer.eps,
         "loss.alpha": config.loss.alpha,
     }.items():
         if value < 0:

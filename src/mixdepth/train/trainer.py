@@ -302,6 +302,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             parameter_groups(self.model, config),
             betas=tuple(config.optimizer.betas),
+            eps=config.optimizer.eps,
             weight_decay=config.optimizer.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
