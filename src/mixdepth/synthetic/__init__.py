@@ -5,7 +5,7 @@
   a `Render`: image, exact metric z-depth, valid mask (sky invalid), intrinsics, G-buffer.
 """
 
-from mixdepth.synthetic.render import Render, render
+from mixdepth.synthetic.render import Render
 from mixdepth.synthetic.scenes import FAMILIES, HELDOUT_FAMILIES, TRAIN_FAMILIES, render_family
 
 __all__ = [
@@ -13,6 +13,5 @@ __all__ = [
     "HELDOUT_FAMILIES",
     "TRAIN_FAMILIES",
     "Render",
-    "render",
     "render_family",
 ]

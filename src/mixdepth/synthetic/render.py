@@ -276,16 +276,22 @@ class _RayGrid:
 
     def __init__(self, keys, groups, n_groups, reach, cells=48):
         self.cells = cells
-        self.keys = keys
         self.reach = reach
-        self.lo = keys.min(0)
-        self.span = np.maximum(keys.max(0) - self.lo, 1e-6)
-        cxy = np.clip(((keys - self.lo) / self.span * cells).astype(np.int64), 0, cells - 1)
-        cell = (groups * cells + cxy[:, 1]) * cells + cxy[:, 0]
-        self.order = np.argsort(cell, kind="stable")
-        self.start = np.searchsorted(cell[self.order], np.arange(n_groups * cells * cells + 1))
+        self.key_min, self.key_max = keys.min(0), keys.max(0)
+        # Cells span the central 98 % of the keys (a few far points, e.g. ground near the
+        # horizon, would otherwise make the cells huge); outliers sit in the border cells.
+        self.lo, hi = np.quantile(keys[:: max(1, len(keys) // 4096)], [0.01, 0.99], axis=0)
+        self.span = np.maximum(hi - self.lo, 1e-6)
+        cxy = np.clip(((keys - self.lo) * (cells / self.span)).astype(np.int32), 0, cells - 1)
+        cell = ((groups * cells + cxy[:, 1]) * cells + cxy[:, 0]).astype(np.uint16)
+        self.order = np.argsort(cell, kind="stable")  # a radix sort for 16-bit keys
+        counts = np.bincount(cell, minlength=n_groups * cells * cells)
+        self.start = np.concatenate([[0], np.cumsum(counts)])
 
     def rays_in(self, group, x0, x1, y0, y1, reach):
+        lo, hi = self.key_min, self.key_max
+        if x1 < lo[0] or y1 < lo[1] or x0 > hi[0] or y0 > hi[1]:
+            return np.zeros(0, np.int64)
         c = self.cells
         cx0, cx1 = np.clip(((np.array([x0, x1]) - self.lo[0]) / self.span[0] * c).astype(int),
                            0, c - 1)
@@ -531,6 +537,7 @@ def cast_shadow(scene: Scene, origins: np.ndarray, dirs: np.ndarray, t_max: np.n
     if len(dirs) == 0:
         return lit
     light_grid = _light_grid(scene, origins) if culling else None
+    tests = []  # (kind, object index, candidate ray indices)
     for kind in BOUNDED:
         prims = getattr(scene, kind)
         if not len(prims.get("ids", ())):
@@ -539,12 +546,15 @@ def cast_shadow(scene: Scene, origins: np.ndarray, dirs: np.ndarray, t_max: np.n
             cands = _candidates_shadow(scene, _corners(kind, prims), light_grid)
         else:
             cands = [np.arange(len(dirs))] * len(prims["ids"])
-        for i, idx in enumerate(cands):
-            idx = idx[lit[idx]]
-            if idx.size == 0:
-                continue
-            t = _hit_object(kind, prims, i, origins[idx], dirs[idx])
-            lit[idx[t < t_max[idx]]] = False
+        tests += [(kind, i, idx) for i, idx in enumerate(cands) if idx.size]
+    # Objects that may shadow the most rays first: rays found in shadow are not tested again.
+    tests.sort(key=lambda test: -test[2].size)
+    for kind, i, idx in tests:
+        idx = idx[lit[idx]]
+        if idx.size == 0:
+            continue
+        t = _hit_object(kind, getattr(scene, kind), i, origins[idx], dirs[idx])
+        lit[idx[t < t_max[idx]]] = False
     if scene.terrain is not None:
         idx = np.nonzero(lit)[0]
         t = _terrain(scene.terrain, origins[idx], dirs[idx], t_max[idx], 20, 0.05)
