@@ -93,3 +93,25 @@ def test_dataloader_with_workers_over_tar_and_shards(tmp_path):
         assert sum(b["image"].shape[0] for b in batches) == 4
         assert batches[0]["image"].shape[1:] == (3, 16, 16)
         assert batches[0]["disparity"].shape[1:] == (16, 16)
+
+
+def test_skip_bad_replaces_unreadable_samples(tmp_path):
+    make_sintel(tmp_path, np.random.default_rng(5), n=3)
+    bad = tmp_path / "training/depth/alley_1/frame_0002.dpt"
+    bad.write_bytes(b"garbage")
+    strict = create_dataset("sintel", tmp_path)
+    with pytest.raises(FileFormatError, match="frame_0002.dpt"):
+        strict[1]
+    tolerant = create_dataset("sintel", tmp_path, skip_bad=True)
+    assert tolerant[1].id == "alley_1/frame_0003"
+    assert len(tolerant.problems) == 1 and "frame_0002.dpt" in tolerant.problems[0]
+
+
+def test_iteration_stops_and_negative_indices(tmp_path):
+    make_sintel(tmp_path, np.random.default_rng(6), n=2)
+    for skip_bad in (False, True):
+        dataset = create_dataset("sintel", tmp_path, skip_bad=skip_bad)
+        assert [s.id for s in dataset] == ["alley_1/frame_0001", "alley_1/frame_0002"]
+        assert dataset[-1].id == "alley_1/frame_0002"
+        with pytest.raises(IndexError):
+            dataset[2]

@@ -44,6 +44,29 @@ def apply_eval_crop(mask: np.ndarray, crop: tuple[float, float, float, float] | 
     return mask & inside
 
 
+def read_transformed(dataset, index: int) -> Sample:
+    """`dataset.read_sample(index)` passed through `dataset.transform`.
+
+    With `dataset.skip_bad` (create_dataset(..., skip_bad=True)) an unreadable sample is
+    recorded in `dataset.problems` and the next readable one is returned instead, so one
+    bad file does not stop a training run.
+    """
+    if not -len(dataset) <= index < len(dataset):
+        raise IndexError(f"index {index} out of range for {len(dataset)} samples")
+    index %= len(dataset)
+    for offset in range(len(dataset) if dataset.skip_bad else 1):
+        try:
+            sample = dataset.read_sample((index + offset) % len(dataset))
+            break
+        except MixdepthError as err:
+            if not dataset.skip_bad:
+                raise
+            dataset.problems.append(str(err))
+    else:
+        raise MixdepthError(f"{dataset.root}: no readable {dataset.name} sample left")
+    return dataset.transform(sample) if dataset.transform is not None else sample
+
+
 @dataclass
 class Entry:
     """One sample before loading: its id and the source names of its files by role."""
@@ -68,6 +91,7 @@ class DepthDataset(torch.utils.data.Dataset):
     eval_crop: ClassVar[tuple[float, float, float, float] | None] = None
     splits: ClassVar[tuple[str, ...]] = ("all",)
     layout: ClassVar[str] = ""
+    skip_bad: bool = False
 
     def __init__(self, root: str | os.PathLike | Source, split: str | None = None, transform=None):
         self.root = str(root.root if isinstance(root, Source) else root)
@@ -114,8 +138,7 @@ class DepthDataset(torch.utils.data.Dataset):
         return self.finish(sample, entry)
 
     def __getitem__(self, index: int) -> Sample:
-        sample = self.read_sample(index)
-        return self.transform(sample) if self.transform is not None else sample
+        return read_transformed(self, index)
 
     def locations(self, index: int) -> list[str]:
         """Readable locations of the files of sample `index` (for messages and checks)."""

@@ -37,12 +37,21 @@ def dataset_class(name: str) -> type:
 
 
 def create_dataset(
-    name: str, root: str | os.PathLike, split: str | None = None, transform=None, **options
+    name: str,
+    root: str | os.PathLike,
+    split: str | None = None,
+    transform=None,
+    skip_bad: bool = False,
+    **options,
 ):
     """Dataset `name` read from `root` (a directory or tar archive; see docs/datasets.md).
 
     split: one of the dataset's `splits` (default: its first). transform: a callable
-    Sample -> Sample applied to every item. options: dataset-specific keyword options
-    (e.g. `space=` and `scale=` for `folder`, `render_pass=` for `sintel`).
+    Sample -> Sample applied to every item. skip_bad: replace unreadable samples by the
+    next readable one and record them in `dataset.problems` instead of raising.
+    options: dataset-specific keyword options (e.g. `space=` and `scale=` for `folder`,
+    `render_pass=` for `sintel`).
     """
-    return dataset_class(name)(root, split=split, transform=transform, **options)
+    dataset = dataset_class(name)(root, split=split, transform=transform, **options)
+    dataset.skip_bad = skip_bad
+    return dataset

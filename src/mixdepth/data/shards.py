@@ -28,6 +28,7 @@ import numpy as np
 import torch.utils.data
 from PIL import Image
 
+from mixdepth.data.base import read_transformed
 from mixdepth.data.registry import register_dataset
 from mixdepth.data.sample import Sample, Space
 from mixdepth.errors import FileFormatError, MixdepthError
@@ -210,6 +211,7 @@ class ShardDataset(torch.utils.data.Dataset):
     valid_range: ClassVar[tuple[float, float]] = (-float("inf"), float("inf"))
     eval_crop: ClassVar[tuple[float, float, float, float] | None] = None
     splits: ClassVar[tuple[str, ...]] = ("all",)
+    skip_bad: bool = False
 
     def __init__(self, root, split: str | None = None, transform=None):
         self.root = str(root)
@@ -259,8 +261,7 @@ class ShardDataset(torch.utils.data.Dataset):
         return decode_sample(files, f"{self.paths[shard]}:{key}")
 
     def __getitem__(self, index: int) -> Sample:
-        sample = self.read_sample(index)
-        return self.transform(sample) if self.transform is not None else sample
+        return read_transformed(self, index)
 
     def __getstate__(self):
         state = dict(self.__dict__)
