@@ -264,3 +264,25 @@ def test_folder_with_disparity_ground_truth(tmp_path):
     (fx.root / "dataset.yaml").write_text("space: disparity_up_to_scale_and_shift\n")
     with pytest.raises(ConfigError, match="no depth to score"):
         evaluate("folder", fx.root, predictions=tmp_path / "preds", cap=3.0, progress=False)
+
+
+def test_heldout_families_written_by_the_generator(tmp_path):
+    from mixdepth.data import create_dataset
+    from mixdepth.synthetic import HELDOUT_FAMILIES
+    from mixdepth.synthetic.writer import HELDOUT, generate_set
+
+    synth = tmp_path / "synth"
+    preds = tmp_path / "preds"
+    for family in HELDOUT_FAMILIES:
+        generate_set(synth / "heldout" / family, HELDOUT, 2, seed=3, size=32,
+                     families=(family,), contact_sheet=False)
+        (preds / family).mkdir(parents=True)
+        for sample in create_dataset("sintel", synth / "heldout" / family):
+            depth = np.where(sample.mask, sample.target, 0.0)
+            disparity = np.where(depth > 0, 2.0 / np.where(depth > 0, depth, 1.0) + 1.0, 0.0)
+            np.save(preds / family / f"{sample.id.replace('/', '_')}.npy", disparity)
+    result = evaluate("synthetic-heldout", synth, predictions=preds, progress=False)
+    assert set(result.summary["subsets"]) == set(HELDOUT_FAMILIES)
+    assert result.summary["evaluated"] == 2 * len(HELDOUT_FAMILIES)
+    assert result.summary["metrics"]["absrel"] == pytest.approx(0.0, abs=1e-5)
+    assert result.summary["metrics"]["bad_pixel"] == 0.0
