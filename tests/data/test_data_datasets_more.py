@@ -94,3 +94,14 @@ def test_blendedmvs(tmp_path, rng):
         np.testing.assert_array_equal(sample.mask, depth > 0)
         np.testing.assert_array_equal(sample.target, depth)
         assert sample.intrinsics[1, 1] == 41
+
+
+def test_nyu_from_tar_archive(tmp_path, rng):
+    import tarfile
+
+    images, depths = make_nyu(tmp_path / "nyu", rng, n=3)
+    with tarfile.open(tmp_path / "nyu.tar", "w") as tar:
+        tar.add(tmp_path / "nyu", arcname="nyu")
+    dataset = create_dataset("nyu", tmp_path / "nyu.tar", split="all")
+    assert len(dataset) == 3
+    np.testing.assert_array_equal(dataset[1].image, images[1].astype(np.float32) / 255)

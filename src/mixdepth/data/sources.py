@@ -41,7 +41,8 @@ class Source:
         raise NotImplementedError
 
     def open_stream(self, name: str) -> BinaryIO:
-        """A seekable binary stream for large files (read lazily, not copied into memory)."""
+        """A seekable binary stream for large files (read lazily, not copied into memory);
+        its `name` is not necessarily `location(name)`."""
         return self.open(name)
 
     def location(self, name: str) -> str:
@@ -148,9 +149,7 @@ class TarSource(Source):
         member = self._members.get(name)
         if member is None:
             raise FileFormatError(self.location(name), "file not found in archive")
-        stream = self._archive().extractfile(member)
-        stream.name = self.location(name)
-        return stream
+        return self._archive().extractfile(member)
 
     def location(self, name: str) -> str:
         return f"{self.root}:{self.prefix}{name}"

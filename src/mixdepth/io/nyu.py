@@ -18,12 +18,13 @@ from mixdepth.io._files import PathOrFile, display_name
 class NyuLabeledMat:
     """Random access to the labeled NYUv2 .mat file; the HDF5 handle opens lazily per process.
 
-    `source` is a path or a seekable binary file object (e.g. a member of a tar archive).
+    `source` is a path or a seekable binary file object (e.g. a member of a tar archive);
+    `name` overrides the name used in error messages.
     """
 
-    def __init__(self, source: PathOrFile, depth_key: str = "depths"):
+    def __init__(self, source: PathOrFile, depth_key: str = "depths", name: str | None = None):
         self.source = source
-        self.name = display_name(source)
+        self.name = name or display_name(source)
         self.depth_key = depth_key
         self._file = None
         self._pid = None

@@ -61,7 +61,8 @@ class NYUv2(DepthDataset):
         """The .mat reader of this process (h5py handles must not cross a fork)."""
         if getattr(self, "_mat_pid", None) != os.getpid():
             local = self.source.local_path(name)
-            self._mat = NyuLabeledMat(local if local else self.source.open_stream(name))
+            stream = local if local else self.source.open_stream(name)
+            self._mat = NyuLabeledMat(stream, name=self.source.location(name))
             self._mat_pid = os.getpid()
         return self._mat
 
