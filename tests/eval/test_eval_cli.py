@@ -105,9 +105,9 @@ def test_tiny_model_path_matches_its_own_bilinear_predictions(tmp_path):
     by_files = evaluate("kitti", fx.root, predictions=preds, limit=1, progress=False)
     assert by_files.rows[0]["id"] == by_model.rows[0]["id"] == sample.id
     assert by_files.rows[0]["absrel"] == pytest.approx(by_model.rows[0]["absrel"], rel=1e-6)
-    # The command line with --weights loads the same network.
+    # The command line with --weights alone reads the architecture from the file.
     save_weights(predictor.model, tmp_path / "tiny.safetensors")
-    result = _invoke("--model", "tiny", "--weights", str(tmp_path / "tiny.safetensors"),
+    result = _invoke("--weights", str(tmp_path / "tiny.safetensors"),
                      "--benchmark", "kitti", "--root", str(fx.root), "--limit", "1",
                      "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output

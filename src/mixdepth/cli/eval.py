@@ -59,7 +59,9 @@ def eval_command(
         None, "--model", "--models", help="Model name(s) from the registry; comma separated."
     ),
     weights: list[str] = typer.Option(
-        None, help="Weights file (.safetensors/.pt); NAME=PATH when several models are given."
+        None,
+        help="Weights file (.safetensors/.pt; alone, its architecture is read from it); "
+        "NAME=PATH when several models are given.",
     ),
     benchmark: list[str] = typer.Option(
         ...,
@@ -111,10 +113,12 @@ def eval_command(
     console = Console()
     models = _split_commas(model)
     benchmarks = _split_commas(benchmark)
-    if not models and not predictions:
-        raise ConfigError("give --model NAME (or --models A,B) or --predictions DIR")
-    roots = resolve_roots(benchmarks, root)
     weight_of, plain_weights = _keyed(weights, models, "--weights")
+    if not models and len(plain_weights) == 1:
+        models = [None]  # the architecture is read from the weights file
+    if not models and not predictions:
+        raise ConfigError("give --model NAME (--models A,B), --weights PATH or --predictions DIR")
+    roots = resolve_roots(benchmarks, root)
     if plain_weights:
         if len(models) != 1 or len(plain_weights) > 1:
             raise ConfigError("--weights: with several models write NAME=PATH for each")
@@ -131,6 +135,11 @@ def eval_command(
     sources: list[tuple[str | None, dict]] = []
     for name in models:
         source = ModelPredictions(name, weight_of.get(name), device)
+        if source.weights is None:
+            console.print(
+                f"[yellow]warning:[/] --model {name} without --weights: random weights",
+                highlight=False,
+            )
         sources.append((label, {"model": source}))
     for entry in predictions or []:
         key, sep, rest = entry.partition("=")
