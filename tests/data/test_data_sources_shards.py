@@ -54,6 +54,7 @@ def test_directory_tar_and_shards_identical(tmp_path, name):
         for other in (archive[i], gz[i], shards[i], streamed[i]):
             _same(folder[i], other)
     assert "release.tar:release/" in archive.locations(0)[0]
+    assert shards.space is folder.space
 
 
 def test_shards_stream_from_file_objects(tmp_path):

@@ -207,7 +207,7 @@ class ShardDataset(torch.utils.data.Dataset):
     """
 
     name: ClassVar[str] = "shards"
-    space: ClassVar[Space | None] = None  # per sample
+    space: Space | None = None  # the first sample's (per-sample spaces are in each Sample)
     valid_range: ClassVar[tuple[float, float]] = (-float("inf"), float("inf"))
     eval_crop: ClassVar[tuple[float, float, float, float] | None] = None
     splits: ClassVar[tuple[str, ...]] = ("all",)
@@ -234,6 +234,15 @@ class ShardDataset(torch.utils.data.Dataset):
             self.index.extend((shard, key, files) for key, files in keys.items())
         self._handles: dict[int, BinaryIO] = {}
         self._pid = None
+        if self.index:  # shards of one dataset share a space: take the first sample's
+            shard, key, members = self.index[0]
+            handle = self._handle(shard)
+            offset, size = members.get("json", (0, 0))
+            handle.seek(offset)
+            try:
+                self.space = Space(json.loads(handle.read(size))["space"])
+            except (ValueError, KeyError):
+                self.space = None
 
     def __len__(self) -> int:
         return len(self.index)
