@@ -105,3 +105,22 @@ def test_nyu_from_tar_archive(tmp_path, rng):
     dataset = create_dataset("nyu", tmp_path / "nyu.tar", split="all")
     assert len(dataset) == 3
     np.testing.assert_array_equal(dataset[1].image, images[1].astype(np.float32) / 255)
+
+
+def test_nyu_png_extraction_layout(tmp_path, rng):
+    from data_layouts import rgb, save_rgb, save_u16
+
+    truth = {}
+    for split, scene, n in (("test", "bathroom", "00045"), ("train", "kitchen_0001", "00003")):
+        folder = tmp_path / "official_splits" / split / scene
+        image, millimetres = rgb(rng), rng.integers(0, 11000, (16, 24)).astype(np.uint16)
+        save_rgb(folder / f"rgb_{n}.jpg", image)
+        save_u16(folder / f"sync_depth_{n}.png", millimetres)
+        truth[f"{scene}/{n}"] = (image, millimetres / np.float32(1000))
+    test = create_dataset("nyu", tmp_path, split="test")
+    assert [s.id for s in test] == ["bathroom/00045"]
+    image, depth = truth["bathroom/00045"]
+    valid = (depth > 0) & (depth <= 10)
+    np.testing.assert_array_equal(test[0].mask, valid)
+    np.testing.assert_allclose(test[0].target[valid], depth[valid], rtol=1e-6)
+    assert len(create_dataset("nyu", tmp_path, split="all")) == 2
