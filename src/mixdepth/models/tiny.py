@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mixdepth.errors import ConfigError
 from mixdepth.models.blocks import FusionDecoder
 from mixdepth.models.efficientnet import DepthwiseSeparable, InvertedResidual, make_divisible
 from mixdepth.models.midas import MidasNet
 from mixdepth.models.registry import IMAGENET_MEAN, IMAGENET_STD, register
+from mixdepth.models.timm_encoder import TimmEncoder
 
 # per level: (output channels, number of blocks, kernel) at width 1.0; the first block strides
 TINY_LEVELS = ((24, 2, 3), (40, 2, 5), (80, 3, 3), (160, 2, 5))
@@ -60,10 +62,18 @@ class TinyEncoder(nn.Module):
 @register("tiny", input_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 def tiny(
     *, width: float = 1.0, features: int = 32, expand: bool = False, non_negative: bool = True,
-    head_hidden: int = 16,
+    head_hidden: int = 16, backbone: str = "tiny",
 ) -> MidasNet:
-    """Tiny CNN (MobileNet-like encoder, fusion decoder width 32), ~0.7 M params, 256 px."""
-    encoder = TinyEncoder(width)
+    """Tiny CNN (MobileNet-like encoder, fusion decoder width 32), ~0.7 M params, 256 px.
+
+    backbone="timm:NAME" swaps the encoder for a timm features_only model (needs timm).
+    """
+    if backbone.startswith("timm:"):
+        encoder = TimmEncoder(backbone.removeprefix("timm:"))
+    elif backbone == "tiny":
+        encoder = TinyEncoder(width)
+    else:
+        raise ConfigError(f"backbone must be 'tiny' or 'timm:NAME', got {backbone!r}")
     decoder = FusionDecoder(
         encoder.out_channels, features, expand=expand, non_negative=non_negative,
         head_hidden=head_hidden,
