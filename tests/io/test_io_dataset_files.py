@@ -12,6 +12,7 @@ from mixdepth.io import (
     read_nyu_labeled,
     read_tum_list,
     write_diw_csv,
+    write_tum_list,
 )
 
 
@@ -88,3 +89,23 @@ def test_tum_list_and_association(tmp_path):
     (tmp_path / "bad.txt").write_text("1.0\n")
     with pytest.raises(FileFormatError, match="bad.txt.*line 1"):
         read_tum_list(tmp_path / "bad.txt")
+
+
+def test_write_tum_list_round_trip(tmp_path):
+    write_tum_list(tmp_path / "depth.txt", [1.5, 2.25], ["depth/1.5.png", "depth/2.25.png"])
+    stamps, files = read_tum_list(tmp_path / "depth.txt")
+    np.testing.assert_allclose(stamps, [1.5, 2.25])
+    assert files == ["depth/1.5.png", "depth/2.25.png"]
+
+
+def test_write_uint16_png_keeps_codes(tmp_path):
+    from PIL import Image
+
+    from mixdepth.io import read_disparity_png, write_uint16_png
+
+    codes = np.arange(16 * 24, dtype=np.int64).reshape(16, 24) * 170
+    write_uint16_png(tmp_path / "gt.png", codes)
+    assert np.asarray(Image.open(tmp_path / "gt.png")).dtype == np.uint16
+    np.testing.assert_array_equal(read_disparity_png(tmp_path / "gt.png"), codes)
+    with pytest.raises(ValueError, match="65535"):
+        write_uint16_png(tmp_path / "bad.png", codes * 1000)

@@ -9,6 +9,7 @@ from mixdepth.io.annotations import (
     read_diw_csv,
     read_tum_list,
     write_diw_csv,
+    write_tum_list,
 )
 from mixdepth.io.arrays import (
     read_exr,
@@ -43,6 +44,7 @@ from mixdepth.io.png import (
     write_image,
     write_png16,
     write_uint8_png,
+    write_uint16_png,
 )
 
 __all__ = [
@@ -82,5 +84,7 @@ __all__ = [
     "write_png16",
     "write_sintel_cam",
     "write_sintel_dpt",
+    "write_tum_list",
     "write_uint8_png",
+    "write_uint16_png",
 ]

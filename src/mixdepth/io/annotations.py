@@ -74,6 +74,14 @@ def read_tum_list(path: PathOrFile) -> tuple[np.ndarray, list[str]]:
     return np.asarray(stamps, dtype=np.float64), files
 
 
+def write_tum_list(path, stamps, files, title: str = "") -> None:
+    """Write a TUM RGB-D list: '# title', '# timestamp filename', then one line per frame."""
+    lines = [f"# {title}" if title else "# TUM RGB-D list", "# timestamp filename"]
+    lines += [f"{float(t):.6f} {f}" for t, f in zip(stamps, files, strict=True)]
+    with open(path, "w") as out:
+        out.write("\n".join(lines) + "\n")
+
+
 def associate_timestamps(
     first: np.ndarray, second: np.ndarray, max_difference: float = 0.02
 ) -> list[tuple[int, int]]:

@@ -102,6 +102,14 @@ def write_uint8_png(path: str | os.PathLike, array: np.ndarray) -> None:
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path, format="PNG")
 
 
+def write_uint16_png(path: str | os.PathLike, codes: np.ndarray) -> None:
+    """Write integer codes (H, W) in [0, 65535] as a 16-bit PNG as they are (disparity PNGs)."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.min(initial=0) < 0 or codes.max(initial=0) > 65535:
+        raise ValueError(f"{path}: expected (H, W) codes in [0, 65535], got {codes.shape}")
+    Image.fromarray(codes.astype(np.uint16)).save(path, format="PNG")
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:
     """Write float (H, W, 3) RGB in [0, 1] (or uint8) as PNG or JPEG, chosen by the suffix."""
     image = np.asarray(image)
