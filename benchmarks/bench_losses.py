@@ -1,21 +1,24 @@
 """Speed and memory of ScaleShiftInvariantLoss against a straightforward per-image loop.
 
-Run: python benchmarks/bench_losses.py [--repeat 5] [--batch 8] [--size 384] [--threads N]
+Run: python benchmarks/bench_losses.py [--repeat 3] [--batch 8] [--size 384] [--threads N]
 
 For kind "mse" and "trim" (alpha 0.5, 4 scales, batch reduction) it prints the median
 milliseconds of one forward + backward pass of the batched loss and of a per-image Python
 loop written below (same formulas, one image at a time, as public reference code does it),
 their ratio, and the peak extra memory of the batched pass.
 
-Memory: the torch profiler records every CPU allocation and free during one forward +
-backward pass; the peak of the running sum of those events is the extra memory the pass
-needs on top of the inputs. It is reported as a multiple of the inputs' size (pred, target
-and mask). Timings are noisy on a shared machine; use --repeat to take more samples.
+Memory: a fresh child process creates the inputs and the gradient buffer of pred, runs a
+tiny warm-up, then one forward + backward pass at full size; the growth of its peak resident
+set (ru_maxrss) is the extra memory the loss needs at its peak. glibc runs with a fixed mmap
+threshold so that freed blocks leave the resident set at once. It is reported in MiB and as
+a multiple of the inputs' size (pred float32, target float32, mask bool). Timings are noisy
+on a shared machine; use --repeat to take more samples.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -70,13 +73,14 @@ def loop_ssi_loss(pred, target, mask, kind, alpha=0.5, scales=4, trim=0.2):
 
 
 def time_forward_backward(step, repeat):
-    step()  # warm-up
+    """(median milliseconds over `repeat` calls, loss value of the warm-up call)."""
+    value = step()  # warm-up
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         step()
         times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    return statistics.median(times), value
 
 
 def make_inputs(batch, size, valid):
@@ -114,13 +118,18 @@ def peak_extra_bytes(kind, args):
         sys.executable, __file__, "--child-memory", kind, "--batch", str(args.batch),
         "--size", str(args.size), "--valid", str(args.valid), "--threads", str(args.threads),
     ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    # A fixed mmap threshold makes glibc return every freed large block to the system at
+    # once, so the resident set follows the live allocations (no allocator caching).
+    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    output = subprocess.run(
+        command, check=True, capture_output=True, text=True, env=environment
+    ).stdout
     return int(output.split()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--valid", type=float, default=0.7, help="fraction of valid pixels")
@@ -157,9 +166,9 @@ def main() -> None:
             total.backward()
             return total.item()
 
-        agree = abs(batched_step() - loop_step()) <= 1e-4 * abs(loop_step())
-        batched_ms = time_forward_backward(batched_step, args.repeat)
-        loop_ms = time_forward_backward(loop_step, args.repeat)
+        batched_ms, batched_value = time_forward_backward(batched_step, args.repeat)
+        loop_ms, loop_value = time_forward_backward(loop_step, args.repeat)
+        agree = abs(batched_value - loop_value) <= 1e-4 * abs(loop_value)
         extra = peak_extra_bytes(kind, args)
         print(
             f"{kind:<6}{batched_ms:>12.1f}{loop_ms:>10.1f}{loop_ms / batched_ms:>9.2f}x"

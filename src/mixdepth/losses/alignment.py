@@ -62,36 +62,16 @@ def align_lstsq(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Ten
     pred, target: (B, H, W) disparity; mask: bool (B, H, W). Returns (scale, shift), each
     (B,) in the dtype of `pred`, minimising sum_i (scale * pred_i + shift - target_i)^2 over
     the valid pixels of each image. The 2x2 normal equations are solved in closed form; the
-    moments are taken around a per-image reference value (shifted data) and accumulated in
-    float64 across rows (`image_sum`), so large offsets do not cancel catastrophically.
+    moments are taken around the per-image means (shifted data) and accumulated in float64
+    across rows (`image_sum`), so large offsets do not cancel catastrophically.
 
     Degenerate images give finite values: with no valid pixel, scale 0 and shift 0; with one
     valid pixel or a constant prediction (variance below 1e-12 of its mean square), scale 0
-    and shift = mean of the target. Differentiated through (gradients reach pred and target).
+    and shift = mean of the target. Differentiated through: gradients reach pred and target
+    (a closed-form backward pass that keeps no per-pixel tensors; first order only).
     """
     check_inputs(pred, target, mask, "align_lstsq")
-    count = valid_counts(mask).to(torch.float64)
-    safe_count = count.clamp_min(1.0)
-    # Reference values (the masked means, no gradient needed: the shifted-data formulas
-    # below are exact for any reference) keep the second moments free of cancellation.
-    with torch.no_grad():
-        p_ref = (image_sum(masked(pred, mask)) / safe_count).to(pred.dtype)
-        t_ref = (image_sum(masked(target, mask)) / safe_count).to(target.dtype)
-    dp = masked(pred - p_ref[:, None, None], mask)
-    dt = masked(target - t_ref[:, None, None], mask)
-    sum_p = image_sum(dp)
-    sum_t = image_sum(dt)
-    sum_pp = image_sum(dp * dp)
-    sum_pt = image_sum(dp * dt)
-    var_p = sum_pp - sum_p * sum_p / safe_count  # sum of squared deviations from the mean
-    cov = sum_pt - sum_p * sum_t / safe_count
-    mean_square = sum_pp + (p_ref.to(torch.float64) ** 2) * count
-    singular = (count < 2) | (var_p <= RELATIVE_VARIANCE_FLOOR * mean_square)
-    scale = torch.where(singular, torch.zeros_like(cov), cov / torch.where(singular, 1.0, var_p))
-    mean_p = p_ref.to(torch.float64) + sum_p / safe_count
-    mean_t = t_ref.to(torch.float64) + sum_t / safe_count
-    shift = torch.where(count > 0, mean_t - scale * mean_p, torch.zeros_like(mean_t))
-    return scale.to(pred.dtype), shift.to(pred.dtype)
+    return LstsqAlign.apply(pred, target, mask)
 
 
 def image_sum(x: Tensor) -> Tensor:
@@ -100,24 +80,88 @@ def image_sum(x: Tensor) -> Tensor:
     return x.sum(dim=-1).to(torch.float64).sum(dim=-1)
 
 
+def per_image(x: Tensor, like: Tensor) -> Tensor:
+    """A (B,) statistic as a (B, 1, 1) tensor in the dtype of `like`, for broadcasting."""
+    return x.to(like.dtype)[:, None, None]
+
+
+class LstsqAlign(torch.autograd.Function):
+    """(scale, shift) of `align_lstsq` with an analytic backward pass.
+
+    With p~ = pred - mean(pred), t~ = target - mean(target) over the valid pixels,
+    var = sum p~^2 and s = sum p~ t~ / var:
+    ds/dpred_i = (t~_i - 2 s p~_i) / var, ds/dtarget_i = p~_i / var,
+    and shift = mean(target) - s mean(pred) gives the shift derivatives. Singular images have
+    s = 0 (constant), so only d shift / d target_i = 1/M remains.
+    """
+
+    @staticmethod
+    def forward(ctx, pred: Tensor, target: Tensor, mask: Tensor):
+        count = valid_counts(mask).to(torch.float64)
+        safe_count = count.clamp_min(1.0)
+        mean_p = image_sum(masked(pred, mask)) / safe_count
+        mean_t = image_sum(masked(target, mask)) / safe_count
+        # Second pass around the means (in the input dtype); sum_p and sum_t correct for the
+        # rounding of the means, so the formulas stay exact.
+        dp = masked(pred - per_image(mean_p, pred), mask)
+        dt = masked(target - per_image(mean_t, target), mask)
+        sum_p, sum_t = image_sum(dp), image_sum(dt)
+        var_p = image_sum(dp * dp) - sum_p * sum_p / safe_count
+        cov = image_sum(dp.mul_(dt)) - sum_p * sum_t / safe_count
+        del dp, dt
+        mean_p = mean_p + sum_p / safe_count
+        mean_t = mean_t + sum_t / safe_count
+        singular = (count < 2) | (var_p <= RELATIVE_VARIANCE_FLOOR * (var_p + mean_p**2 * count))
+        safe_var = torch.where(singular, 1.0, var_p)
+        scale = torch.where(singular, 0.0, cov / safe_var)
+        shift = torch.where(count > 0, mean_t - scale * mean_p, 0.0)
+        ctx.save_for_backward(pred, target, mask, count, mean_p, mean_t, safe_var, scale, singular)
+        return scale.to(pred.dtype), shift.to(pred.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_scale: Tensor, grad_shift: Tensor):
+        pred, target, mask, count, mean_p, mean_t, safe_var, scale, singular = ctx.saved_tensors
+        grad_scale = grad_scale.to(torch.float64)
+        grad_shift = grad_shift.to(torch.float64)
+        inverse_count = torch.where(count > 0, 1.0 / count.clamp_min(1.0), 0.0)
+        # d(total)/d(scale) including the path through shift = mean_t - scale * mean_p, over var
+        through_scale = torch.where(singular, 0.0, (grad_scale - grad_shift * mean_p) / safe_var)
+        grad_pred = grad_target = None
+        centred_p = pred - per_image(mean_p, pred)
+        if ctx.needs_input_grad[0]:
+            centred_t = target - per_image(mean_t, target)
+            grad_pred = per_image(through_scale, pred) * (
+                centred_t - per_image(2.0 * scale, pred) * centred_p
+            ) - per_image(grad_shift * scale * inverse_count, pred)
+            grad_pred = masked(grad_pred, mask)
+        if ctx.needs_input_grad[1]:
+            grad_target = per_image(through_scale, target) * centred_p + per_image(
+                grad_shift * inverse_count, target
+            )
+            grad_target = masked(grad_target, mask)
+        return grad_pred, grad_target, None
+
+
+def median_index(x: Tensor, mask: Tensor, count: Tensor) -> Tensor:
+    """Flat index (B,) of the lower median of the valid pixels of each image (0 if none)."""
+    with torch.no_grad():
+        inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
+        order = torch.sort(torch.where(mask, x, inf).flatten(1), dim=1).indices
+        rank = ((count - 1).clamp_min(0) // 2)[:, None]
+        return order.gather(1, rank)[:, 0]
+
+
 def masked_median(x: Tensor, mask: Tensor, count: Tensor | None = None) -> Tensor:
     """Lower median of the valid pixels of each image: (B,) in the dtype of x.
 
     x: (B, H, W); mask: bool (B, H, W); count: optional valid counts (B,) if already known.
     With M valid pixels the median is the value of rank (M - 1) // 2 in ascending order (the
     lower of the two middle values when M is even, as `torch.median`). Images without valid
-    pixels get 0. The sort that finds the rank runs without autograd; the gradient flows to
-    the selected pixel only.
+    pixels get 0. The gradient flows to the selected pixel only.
     """
     count = valid_counts(mask) if count is None else count
-    flat = x.flatten(1)
-    with torch.no_grad():
-        inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
-        order = torch.sort(torch.where(mask, x, inf).flatten(1), dim=1).indices
-        rank = ((count - 1).clamp_min(0) // 2)[:, None]
-        index = order.gather(1, rank)
-        del order
-    value = flat.gather(1, index)[:, 0]
+    value = x.flatten(1).gather(1, median_index(x, mask, count)[:, None])[:, 0]
     return torch.where(count > 0, value, torch.zeros_like(value))
 
 
@@ -126,16 +170,56 @@ def normalize_median_mad(x: Tensor, mask: Tensor) -> Tensor:
 
     x: (B, H, W) disparity; mask: bool (B, H, W). Returns (B, H, W) with 0 at invalid pixels.
     The median is the lower median (see `masked_median`); MAD = (1/M) sum |x_i - median|.
-    A constant image (MAD 0) maps to 0; the MAD is floored at 1e-8 as a divisor, and since
-    |x_i - median| <= M * MAD the result stays finite. Differentiated through median and MAD.
+    An image whose MAD is at most 1e-8 (constant, a single valid pixel, no valid pixel) maps
+    to 0 with zero gradient, like the scale-0 fallback of `align_lstsq`. Differentiated
+    through median and MAD (a closed-form backward pass that recomputes x - median instead
+    of storing it; first order only).
     """
     if not isinstance(x, Tensor) or x.ndim != 3 or x.shape != mask.shape:
         raise MixdepthError(
             "normalize_median_mad: x and mask must be tensors of the same shape (B, H, W), got "
             f"{tuple(getattr(x, 'shape', ()))} and {tuple(getattr(mask, 'shape', ()))}"
         )
-    count = valid_counts(mask)
-    x = masked(x, mask)  # NaN/inf off the mask would otherwise leak into the backward pass
-    centred = masked(x - masked_median(x, mask, count)[:, None, None], mask)
-    mad = (image_sum(centred.abs()) / count.clamp_min(1)).to(x.dtype)
-    return centred / mad.clamp_min(MAD_FLOOR)[:, None, None]
+    return MedianMadNormalize.apply(x, mask)
+
+
+class MedianMadNormalize(torch.autograd.Function):
+    """`normalize_median_mad` with an analytic backward pass.
+
+    For valid pixels, y_i = (x_i - med) / mad with mad = (1/M) sum_j |x_j - med| and med the
+    pixel at index k. With g = dL/dy, G = sum_j g_j, H = sum_j g_j y_j, S = sum_j sign(y_j):
+    dL/dx_i = g_i / mad - H sign(y_i) / (M mad) + [i = k] (S H / (M mad) - G / mad).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, mask: Tensor):
+        count = valid_counts(mask)
+        index = median_index(x, mask, count)
+        median = x.flatten(1).gather(1, index[:, None])[:, 0]
+        centred = masked(x - per_image(median, x), mask)
+        mad = image_sum(centred.abs()) / count.clamp_min(1)
+        usable = mad > MAD_FLOOR
+        inverse_mad = torch.where(usable, 1.0 / torch.where(usable, mad, 1.0), 0.0)
+        ctx.save_for_backward(x, mask, count, index, median, inverse_mad)
+        return centred.mul_(per_image(inverse_mad, x))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        x, mask, count, index, median, inverse_mad = ctx.saved_tensors
+        y = masked(x - per_image(median, x), mask).mul_(per_image(inverse_mad, x))
+        g = masked(grad_out, mask)
+        total_g = image_sum(g)
+        total_gy = image_sum(g * y)
+        sign = y.sign_()
+        total_sign = image_sum(sign)
+        inverse_count = 1.0 / count.clamp_min(1).to(torch.float64)
+        grad = g.mul_(per_image(inverse_mad, x))
+        grad -= sign.mul_(per_image(total_gy * inverse_mad * inverse_count, x))
+        del sign
+        at_median = (total_sign * total_gy * inverse_count - total_g) * inverse_mad
+        flat = grad.view(grad.shape[0], -1)
+        flat.scatter_add_(1, index[:, None], at_median.to(grad.dtype)[:, None])
+        return masked(grad, mask), None
+
+

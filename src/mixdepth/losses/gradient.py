@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from mixdepth.errors import MixdepthError
@@ -50,17 +51,68 @@ def residual_gradient_matching(
 
     count: optional valid counts (B,) of the full-resolution mask if already known.
     """
+    sums = GradientSums.apply(residual, mask, scales)
     total = None
     for k in range(scales):
-        step = 2**k
-        r = residual[:, ::step, ::step]
-        m = mask[:, ::step, ::step]
-        valid_x = m[:, :, 1:] & m[:, :, :-1]
-        valid_y = m[:, 1:, :] & m[:, :-1, :]
-        grad_x = masked(r[:, :, 1:] - r[:, :, :-1], valid_x).abs()
-        grad_y = masked(r[:, 1:, :] - r[:, :-1, :], valid_y).abs()
-        sums = grad_x.flatten(1).sum(1) + grad_y.flatten(1).sum(1)
+        m = mask[:, :: 2**k, :: 2**k]
         scale_count = count if (k == 0 and count is not None) else valid_counts(m)
-        term = reduce_sums(sums, scale_count, reduction)
+        term = reduce_sums(sums[k], scale_count, reduction)
         total = term if total is None else total + term
     return total
+
+
+def invalid_differences(invalid: Tensor, dim: int) -> Tensor:
+    """Bool mask of the forward differences along `dim` with at least one invalid pixel."""
+    length = invalid.shape[dim]
+    return invalid.narrow(dim, 1, length - 1) | invalid.narrow(dim, 0, length - 1)
+
+
+def differences(r: Tensor, dim: int) -> Tensor:
+    """Forward differences r[i + 1] - r[i] along `dim` (a new tensor)."""
+    length = r.shape[dim]
+    return r.narrow(dim, 1, length - 1) - r.narrow(dim, 0, length - 1)
+
+
+class GradientSums(torch.autograd.Function):
+    """Per-scale, per-image sums (K, B) of |dx R| + |dy R| over valid differences.
+
+    Scale k takes every 2^k-th pixel of R and of the mask. The backward pass recomputes the
+    signs of the differences from R instead of storing them (d|a - b| = sign(a - b)).
+    """
+
+    @staticmethod
+    def forward(ctx, residual: Tensor, mask: Tensor, scales: int):
+        sums = residual.new_zeros(scales, residual.shape[0])
+        invalid = ~mask
+        for k in range(scales):
+            r = residual[:, :: 2**k, :: 2**k]
+            off = invalid[:, :: 2**k, :: 2**k]
+            for dim in (1, 2):
+                if r.shape[dim] < 2:
+                    continue
+                magnitude = differences(r, dim).abs_()
+                magnitude.masked_fill_(invalid_differences(off, dim), 0)
+                sums[k] += magnitude.flatten(1).sum(1)
+        ctx.save_for_backward(residual, mask)
+        ctx.scales = scales
+        return sums
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_sums: Tensor):
+        residual, mask = ctx.saved_tensors
+        grad = torch.zeros_like(residual)
+        invalid = ~mask
+        for k in range(ctx.scales):
+            r = residual[:, :: 2**k, :: 2**k]
+            off = invalid[:, :: 2**k, :: 2**k]
+            g = grad[:, :: 2**k, :: 2**k]  # a strided view: writes land in `grad`
+            for dim in (1, 2):
+                length = r.shape[dim]
+                if length < 2:
+                    continue
+                step = differences(r, dim).sign_().masked_fill_(invalid_differences(off, dim), 0)
+                step.mul_(grad_sums[k][:, None, None])
+                g.narrow(dim, 1, length - 1).add_(step)
+                g.narrow(dim, 0, length - 1).sub_(step)
+        return grad, None, None
