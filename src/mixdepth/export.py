@@ -7,7 +7,8 @@ are stored in the file's metadata (key "mixdepth.config", JSON) so that
 `Predictor(onnx=PATH)` / `mixdepth predict --onnx PATH` apply the same pre/post-processing.
 
 The torch.export-based exporter is tried first, with H = 32*h and W = 32*w symbolic; if it
-fails, the TorchScript-based exporter with dynamic axes is used.
+fails, the TorchScript-based exporter with dynamic axes is used. Either way the result is checked
+against PyTorch by `compare_onnx` at two sizes (a traced graph that baked in a shape would fail).
 """
 
 from __future__ import annotations
@@ -33,34 +34,49 @@ OUTPUT_NAME = "inverse_depth"
 MAX_SIDE = 8192  # largest height/width the dynamic shapes admit
 
 
+EXPORTERS = ("auto", "dynamo", "torchscript")
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
     height: int | None = None,
     width: int | None = None,
     opset: int | None = None,
+    exporter: str = "auto",
 ) -> tuple[Path, str]:
-    """Write `model` (with a `.config`) as ONNX; returns (path, exporter used: dynamo|torchscript).
+    """Write `model` (with a `.config`) as ONNX; returns (path, exporter used).
 
     height/width: the example input size used for tracing (multiples of 32; default the
     model's working size); the exported graph accepts any batch and any multiple-of-32 size.
+    exporter: "dynamo" (torch.export with symbolic H = 32*h, W = 32*w; slow to trace but
+    shape-exact), "torchscript" (traced, dynamic axes; fast) or "auto" (dynamo, falling back
+    to torchscript if it fails). Check the result with `compare_onnx` at sizes other than
+    the example (the CLI does).
     """
     from mixdepth.predict import InferenceConfig
 
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     config = InferenceConfig.of(model.config)
     height, width = _example_size(config, height, width)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     example = torch.rand(2, 3, height, width)
-    try:
-        exporter = _export_dynamo(model, example, path, opset)
-    except Exception as err:  # the dynamo exporter fails on some Python control flow
-        log.warning("torch.export-based ONNX export failed (%s); using the TorchScript exporter",
-                    str(err).splitlines()[0] if str(err) else type(err).__name__)
-        exporter = _export_torchscript(model, example, path, opset)
+    if exporter == "torchscript":
+        used = _export_torchscript(model, example, path, opset)
+    elif exporter == "dynamo":
+        used = _export_dynamo(model, example, path, opset)
+    else:
+        try:
+            used = _export_dynamo(model, example, path, opset)
+        except Exception as err:  # the dynamo exporter fails on some Python control flow
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            log.warning("torch.export-based ONNX export failed (%s); using TorchScript", reason)
+            used = _export_torchscript(model, example, path, opset)
     _write_metadata(path, config)
-    return path, exporter
+    return path, used
 
 
 def _example_size(config, height: int | None, width: int | None) -> tuple[int, int]:

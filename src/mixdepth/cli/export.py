@@ -21,6 +21,9 @@ def export(
     height: int | None = typer.Option(None, "--height", help="Example height (multiple of 32)."),
     width: int | None = typer.Option(None, "--width", help="Example width (multiple of 32)."),
     opset: int | None = typer.Option(None, "--opset", help="ONNX opset (default: exporter's)."),
+    exporter: str = typer.Option(
+        "auto", "--exporter", help="auto (dynamo, else torchscript), dynamo or torchscript."
+    ),
 ) -> None:
     """Export a model to ONNX with dynamic height/width and check it against PyTorch.
 
@@ -41,10 +44,10 @@ def export(
             f"[yellow]warning:[/] --model {model} without --weights: exporting random weights"
         )
     net = build_model(model, weights)
-    path, exporter = export_onnx(net, output, height, width, opset)
+    path, used = export_onnx(net, output, height, width, opset, exporter)
     difference = compare_onnx(path, net, sizes=((64, 96), (96, 64)))
     size_mb = path.stat().st_size / 1e6
-    console.print(f"wrote {path} ({net.config.name}, {size_mb:.1f} MB, {exporter} exporter); "
+    console.print(f"wrote {path} ({net.config.name}, {size_mb:.1f} MB, {used} exporter); "
                   f"onnxruntime vs PyTorch max relative difference {difference:.1e} "
                   "at 64x96 and 96x64")
     if difference > EXPORT_TOLERANCE:
