@@ -150,11 +150,59 @@ def test_normalize_median_mad_constant_empty_and_single_pixel_are_finite():
     mask[2, 2, 2] = True
     out = normalize_median_mad(x, mask)
     assert (out == 0).all()
-    out.sum().backward()
-    assert torch.isfinite(x.grad).all()
+    (out * torch.rand_like(out)).sum().backward()
+    assert (x.grad == 0).all()  # no usable spread: zero output and zero gradient
 
 
 def test_normalize_median_mad_gradcheck():
     x, _, mask = random_batch(5, batch=2, height=4, width=4)
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda v: normalize_median_mad(v, mask), (x,), eps=1e-6)
+
+
+def test_align_lstsq_singular_images_gradcheck_through_the_target():
+    # constant prediction and a single valid pixel: scale 0 and shift = mean target, whose
+    # gradient is 1/M on the valid target pixels
+    pred = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.1, 0.9], [0.3, 0.7]]], dtype=torch.float64)
+    mask = torch.tensor([[[True, True], [True, False]], [[False, True], [False, False]]])
+    target = torch.rand(2, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: align_lstsq(pred, t, mask), (target,))
+    scale, shift = align_lstsq(pred, target, mask)
+    (grad,) = torch.autograd.grad(shift[0], target)
+    np.testing.assert_allclose(grad[0].numpy(), [[1 / 3, 1 / 3], [1 / 3, 0]])
+
+
+def autograd_reference_normalize(x, mask):
+    """The normalisation written with plain autograd operations, for comparison."""
+    out = []
+    for n in range(x.shape[0]):
+        values = x[n][mask[n]]
+        median = values.sort().values[(values.numel() - 1) // 2]
+        mad = (values - median).abs().mean()
+        out.append(torch.where(mask[n], (x[n] - median) / mad, torch.zeros_like(x[n])))
+    return torch.stack(out)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), height=st.integers(1, 8), width=st.integers(2, 8))
+def test_closed_form_backward_matches_autograd(seed, height, width):
+    x, target, mask = random_batch(seed, height=height, width=width)
+    mask[:, 0, :2] = True
+    weights = torch.rand(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x1 = x.clone().requires_grad_(True)
+    x2 = x.clone().requires_grad_(True)
+    (normalize_median_mad(x1, mask) * weights).sum().backward()
+    (autograd_reference_normalize(x2, mask) * weights).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-9, atol=1e-9)
+    p1 = x.clone().requires_grad_(True)
+    t1 = target.clone().requires_grad_(True)
+    scale, shift = align_lstsq(p1, t1, mask)
+    (2.0 * scale.sum() - 3.0 * shift.sum()).backward()
+    for n in range(x.shape[0]):
+        p = x[n][mask[n]].clone().requires_grad_(True)
+        t = target[n][mask[n]].clone().requires_grad_(True)
+        design = torch.stack([p, torch.ones_like(p)], dim=1)
+        solution = torch.linalg.solve(design.T @ design, design.T @ t)
+        (2.0 * solution[0] - 3.0 * solution[1]).backward()
+        torch.testing.assert_close(p1.grad[n][mask[n]], p.grad, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(t1.grad[n][mask[n]], t.grad, rtol=1e-6, atol=1e-8)
