@@ -150,6 +150,7 @@ def test_affine_function_of_gt_disparity_is_perfect(name, tmp_path):
         assert result.primary == 0.0
         return
     metrics = result.summary["metrics"]
+    assert result.summary["constant_predictions"] == 0
     assert metrics["absrel"] == pytest.approx(0.0, abs=1e-5)
     assert metrics["rmse"] == pytest.approx(0.0, abs=1e-4)
     assert metrics["bad_pixel"] == 0.0 and metrics["delta1"] == 1.0
@@ -164,6 +165,7 @@ def test_constant_prediction_scores_the_documented_value(name, tmp_path):
         assert result.primary == 1.0
         return
     rows = rows_by_key(result)
+    assert result.summary["constant_predictions"] == len(fx.depth)  # flagged, still scored
     for key, depth in fx.depth.items():
         gt = depth[np_mask(depth, fx.cap, fx.crop)]
         constant = min(1.0 / np.mean(1.0 / gt), fx.cap)  # depth of the mean GT disparity

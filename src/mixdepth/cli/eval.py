@@ -173,6 +173,12 @@ def eval_command(
                 + f" -> {result.directory}",
                 highlight=False,
             )
+            if s["constant_predictions"]:
+                console.print(
+                    f"[yellow]warning:[/] {s['constant_predictions']} constant prediction(s): "
+                    "scored as a constant depth (see docs/evaluation.md)",
+                    highlight=False,
+                )
             if s["evaluated"] == 0:
                 empty.append(f"{result.label}/{result.benchmark.name}")
             summaries.append(s)

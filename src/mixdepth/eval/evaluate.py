@@ -278,7 +278,8 @@ def score_sample(
         raise SkipImage(f"non-finite prediction: NaN or inf at {bad} valid pixels")
     min_depth = benchmark.valid_range[0] if benchmark.valid_range else MIN_DEPTH
     metrics = score_dense(prediction, depth, mask, benchmark.cap, align, max(min_depth, 1e-6))
-    return {**metrics, "valid_pixels": int(mask.sum())}
+    constant = int(not np.ptp(prediction[mask]) > 0)  # scored as documented, but worth a flag
+    return {**metrics, "valid_pixels": int(mask.sum()), "constant": constant}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,9 @@ TABLE_NAME = "table.md"
 ALL = "all"  # subset name of the union of all subsets
 
 METRIC_NAMES = (*DENSE_METRICS, "whdr")
-CSV_FIELDS = ("subset", "id", "status", "reason", "valid_pixels", "pairs", *METRIC_NAMES)
+CSV_FIELDS = (
+    "subset", "id", "status", "reason", "valid_pixels", "pairs", "constant", *METRIC_NAMES
+)
 
 METRIC_LABELS = {
     "absrel": "AbsRel",
@@ -124,7 +126,7 @@ def read_rows(path: Path) -> list[dict]:
                 parsed = {key: row.get(key) or "" for key in CSV_FIELDS}
                 for key in METRIC_NAMES:
                     parsed[key] = float(row[key]) if row.get(key) else None
-                for key in ("valid_pixels", "pairs"):
+                for key in ("valid_pixels", "pairs", "constant"):
                     parsed[key] = int(row[key]) if row.get(key) else None
                 rows.append(parsed)
     except (ValueError, KeyError) as err:
@@ -152,6 +154,7 @@ def summarize_rows(rows: list[dict], primary_metric: str) -> dict:
         "evaluated": len(evaluated),
         "skipped": len(skipped),
         "skip_reasons": dict(Counter(skip_kind(row["reason"]) for row in skipped)),
+        "constant_predictions": sum(1 for row in evaluated if row.get("constant")),
         "metrics": metrics,
         "primary": metrics.get(primary_metric),
     }
