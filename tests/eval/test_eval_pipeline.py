@@ -288,3 +288,20 @@ def test_heldout_families_written_by_the_generator(tmp_path):
     assert result.summary["evaluated"] == 2 * len(HELDOUT_FAMILIES)
     assert result.summary["metrics"]["absrel"] == pytest.approx(0.0, abs=1e-5)
     assert result.summary["metrics"]["bad_pixel"] == 0.0
+
+
+def test_kitti_eigen_crop_from_a_benchmark_file(tmp_path):
+    fx = build("kitti", tmp_path)
+    eigen = (0.3324324, 0.91351351, 0.03594771, 0.96405229)
+    spec = tmp_path / "kitti-eigen.yaml"
+    spec.write_text(
+        "name: kitti-eigen\ndataset: kitti\nsplit: eigen_test\ncap: 80\n"
+        "valid_range: [0.001, 80]\nprimary_metric: bad_pixel\ncrop: true\n"
+        f"crop_box: {list(eigen)}\n"
+    )
+    write_predictions(fx, tmp_path / "preds", lambda key, depth: np.sqrt(depth + 1.0))
+    result = evaluate(str(spec), fx.root, predictions=tmp_path / "preds", progress=False)
+    for key, depth in fx.depth.items():
+        row = rows_by_key(result)[("", key)]
+        assert row["valid_pixels"] == np_mask(depth, 80.0, eigen).sum()
+        assert np_mask(depth, 80.0, eigen).sum() != np_mask(depth, 80.0, fx.crop).sum()

@@ -114,3 +114,12 @@ def test_markdown_table_in_the_papers_layout():
     assert "nan" not in table.lower()
     assert "| a | nyu | 5 | 0 |" in metrics_table([_summary("a", "nyu", "NYU", "bad_pixel", 1.0)])
     assert format_metric("absrel", float("nan")) == "n/a"
+
+
+def test_crop_box_is_validated(tmp_path):
+    path = tmp_path / "crop.yaml"
+    path.write_text("name: c\ndataset: kitti\ncrop_box: [0.5, 0.2, 0, 1]\n")
+    with pytest.raises(ConfigError, match="crop_box"):
+        load_benchmark(str(path))
+    path.write_text("name: c\ndataset: kitti\ncrop_box: [0.2, 0.5, 0, 1]\n")
+    assert load_benchmark(str(path)).crop_box == (0.2, 0.5, 0.0, 1.0)

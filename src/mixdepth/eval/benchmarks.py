@@ -33,6 +33,7 @@ _KEYS = {
     "valid_range",
     "primary_metric",
     "crop",
+    "crop_box",
     "subsets",
     "dataset_options",
 }
@@ -48,7 +49,9 @@ class Benchmark:
                     ordinal benchmarks, or for `folder` until the user declares one.
     valid_range:    (min, max) ground-truth depth kept in the evaluation mask, or None.
     primary_metric: the metric of the published table (lower is better).
-    crop:           apply the dataset's standard evaluation crop by default.
+    crop:           apply the evaluation crop by default.
+    crop_box:       the crop as fractions (top, bottom, left, right) of the height/width;
+                    None: the dataset's standard `eval_crop` (NYU Eigen, KITTI Garg).
     subsets:        None, or the sub-directory of the root whose child folders are evaluated
                     one by one and together (synthetic held-out families).
     """
@@ -61,6 +64,7 @@ class Benchmark:
     valid_range: tuple[float, float] | None = None
     primary_metric: str = "absrel"
     crop: bool = False
+    crop_box: tuple[float, float, float, float] | None = None
     subsets: str | None = None
     dataset_options: dict = field(default_factory=dict)
 
@@ -121,6 +125,21 @@ def parse_benchmark(data: dict, source: str) -> Benchmark:
     crop = data.get("crop", False)
     if not isinstance(crop, bool):
         raise ConfigError(f"{source}: `crop` must be true or false: {crop!r}")
+    crop_box = data.get("crop_box")
+    if crop_box is not None:
+        ok = (
+            isinstance(crop_box, list | tuple)
+            and len(crop_box) == 4
+            and all(isinstance(v, int | float) and 0 <= v <= 1 for v in crop_box)
+            and crop_box[0] < crop_box[1]
+            and crop_box[2] < crop_box[3]
+        )
+        if not ok:
+            raise ConfigError(
+                f"{source}: `crop_box` must be [top, bottom, left, right] fractions in [0, 1] "
+                "with top < bottom and left < right"
+            )
+        crop_box = tuple(float(v) for v in crop_box)
     options = data.get("dataset_options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{source}: `dataset_options` must be a mapping")
@@ -135,6 +154,7 @@ def parse_benchmark(data: dict, source: str) -> Benchmark:
         valid_range=valid_range,
         primary_metric=primary,
         crop=crop,
+        crop_box=crop_box,
         subsets=None if subsets is None else str(subsets),
         dataset_options=dict(options),
     )

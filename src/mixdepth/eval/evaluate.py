@@ -390,9 +390,9 @@ def evaluate(
         "crop": use_crop,
         "limit": limit,
     }
-    settings["benchmark"]["valid_range"] = (
-        None if bench.valid_range is None else list(bench.valid_range)
-    )
+    for key in ("valid_range", "crop_box"):  # as JSON writes them, for the resume check
+        value = settings["benchmark"][key]
+        settings["benchmark"][key] = None if value is None else list(value)
 
     directory = None
     log = None
@@ -433,7 +433,7 @@ def _evaluate_subset(
             f"{subset_root}: ground truth in {space} has no depth to score against; "
             "benchmarks need metric depth, depth up to scale or disparity up to scale"
         )
-    crop = getattr(dataset, "eval_crop", None) if use_crop else None
+    crop = (bench.crop_box or getattr(dataset, "eval_crop", None)) if use_crop else None
     for problem in getattr(dataset, "problems", []):  # files the loader could not pair
         where, _, what = problem.rpartition(": ")
         row = {"subset": subset, "id": where or problem, "status": "skipped"}
