@@ -201,3 +201,19 @@ def test_empty_root_and_unknown_split(tmp_path):
         create_dataset("sintel", tmp_path, split="bogus")
     with pytest.raises(MixdepthError, match="does not exist"):
         create_dataset("sintel", tmp_path / "absent")
+
+
+def test_diw_groups_pairs_of_one_image(tmp_path, rng):
+    from data_layouts import rgb, save_rgb
+
+    from mixdepth.io import write_diw_csv
+
+    save_rgb(tmp_path / "DIW_train_val" / "a.thumb", rgb(rng))
+    pairs = np.array([[0, 1, 2, 3, 1], [4, 5, 6, 7, -1], [15, 23, 0, 0, 1]])
+    (tmp_path / "DIW_Annotations").mkdir()
+    write_diw_csv(
+        tmp_path / "DIW_Annotations/DIW_train.csv", [("./DIW_train_val/a.thumb", pairs, (16, 24))]
+    )
+    dataset = create_dataset("diw", tmp_path, split="train")
+    assert len(dataset) == 1
+    np.testing.assert_array_equal(dataset[0].pairs, pairs)

@@ -45,13 +45,16 @@ def read_diw_csv(path: PathOrFile) -> list[tuple[str, np.ndarray]]:
 
 
 def write_diw_csv(path, entries: list[tuple[str, np.ndarray, tuple[int, int]]]) -> None:
-    """Write (image path, pairs (1, 5) 0-based, (height, width)) entries as a DIW CSV."""
+    """Write (image path, pairs (N, 5) 0-based, (height, width)) entries as a DIW CSV.
+
+    DIW holds one pair per image line; an image with N pairs is written as N entries.
+    """
     out = []
     for image, pairs, (height, width) in entries:
-        y_a, x_a, y_b, x_b, label = (int(v) for v in np.asarray(pairs).reshape(-1)[:5])
-        relation = {1: "<", -1: ">", 0: "="}[label]
-        out.append(image)
-        out.append(f"{y_a + 1},{x_a + 1},{y_b + 1},{x_b + 1},{relation},{height},{width}")
+        for y_a, x_a, y_b, x_b, label in np.asarray(pairs, dtype=np.int64).reshape(-1, 5):
+            relation = {1: "<", -1: ">", 0: "="}[int(label)]
+            out.append(image)
+            out.append(f"{y_a + 1},{x_a + 1},{y_b + 1},{x_b + 1},{relation},{height},{width}")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
 

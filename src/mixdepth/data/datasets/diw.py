@@ -5,7 +5,8 @@ Layout (DIW_test.tar.gz, DIW_train_val.tar.gz and the annotations unpacked into 
     DIW_test/<hash>.thumb, DIW_train_val/<hash>.thumb    JPEG images
 Image paths in the CSV are taken relative to ROOT ('./DIW_test/x.thumb'); absolute paths
 from other machines are resolved by their last two components. Targets: none (all-False
-mask); `pairs` holds [y_a, x_a, y_b, x_b, label], label +1 if A is closer.
+mask); `pairs` holds [y_a, x_a, y_b, x_b, label] rows, label +1 if A is closer. An image
+listed on several lines (one pair each) becomes one sample with all its pairs.
 """
 
 from __future__ import annotations
@@ -33,21 +34,21 @@ class DIW(DepthDataset):
         )
         if csv_name is None:
             return []
-        entries = []
-        for line, (image, pairs) in enumerate(read_diw_csv(self.open(csv_name))):
+        entries: dict[str, Entry] = {}  # an image listed several times gets all its pairs
+        for image, pairs in read_diw_csv(self.open(csv_name)):
             name = image[2:] if image.startswith("./") else image.lstrip("/")
             if not self.source.exists(name):
                 short = "/".join(name.split("/")[-2:])
                 name = short if self.source.exists(short) else name
+            if name in entries:
+                entry = entries[name]
+                entry.info["pairs"] = np.concatenate([entry.info["pairs"], pairs])
+                continue
             stem = posixpath.splitext(posixpath.basename(name))[0]
-            entries.append(
-                Entry(
-                    id=stem,
-                    files={"image": name, "annotations": csv_name},
-                    info={"pairs": pairs, "line": 2 * line + 1},
-                )
+            entries[name] = Entry(
+                id=stem, files={"image": name, "annotations": csv_name}, info={"pairs": pairs}
             )
-        return entries
+        return list(entries.values())
 
     def load(self, entry: Entry):
         self.require(entry.files["image"], "image named in the CSV", entry.files["annotations"])
