@@ -82,7 +82,7 @@ def test_movies_3d_disparity_up_to_scale_and_shift_borders_invalid():
 
 
 def test_ordinal_pairs_agree_with_exact_depth():
-    for r, a in _samples("ordinal", 8):
+    for r, a in _samples("ordinal", 5):
         assert not a.mask.any() and a.pairs.shape[1] == 5
         depth = np.where(r.mask, r.depth, np.inf)
         for ya, xa, yb, xb, label in a.pairs:

@@ -88,7 +88,9 @@ def test_preset_writes_train_and_heldout_sets_and_mix_yaml(tmp_path):
     for entry in mix["train"] + mix["heldout"]:
         ds = create_dataset(entry["dataset"], tmp_path / entry["root"], split=entry["split"])
         assert len(ds) == 1
-        assert str(ds[0].space) == entry["space"]
+        sample = ds[0]
+        assert str(sample.space) == entry["space"]
+        assert sample.pairs is not None if entry["dataset"] == "diw" else sample.mask.any()
     train_families = {f for s in mix["train"] for f in s["families"]}
     assert train_families.isdisjoint(s["name"] for s in mix["heldout"])
     assert (tmp_path / "heldout" / "forest" / "training" / "depth" / "forest").is_dir()
