@@ -305,3 +305,22 @@ def test_kitti_eigen_crop_from_a_benchmark_file(tmp_path):
         row = rows_by_key(result)[("", key)]
         assert row["valid_pixels"] == np_mask(depth, 80.0, eigen).sum()
         assert np_mask(depth, 80.0, eigen).sum() != np_mask(depth, 80.0, fx.crop).sum()
+
+
+def test_missing_dataset_files_are_recorded_per_image(tmp_path):
+    fx = build("folder", tmp_path)
+    write_predictions(fx, tmp_path / "preds", lambda key, depth: np.sqrt(depth + 1.0))
+    np.save(fx.root / "targets" / "attic.npy", np.ones((20, 20), np.float32))  # no image
+    result = run(fx, tmp_path / "preds", tmp_path)
+    skipped = [r for r in result.rows if r["status"] == "skipped"]
+    assert len(skipped) == 1 and skipped[0]["id"].endswith("attic.npy")
+    assert "missing partner file" in skipped[0]["reason"]
+    assert result.summary["skip_reasons"] == {"unreadable sample": 1}
+    kitti = build("kitti", tmp_path)
+    write_predictions(kitti, tmp_path / "kp", lambda key, depth: np.sqrt(depth + 1.0))
+    image = "2011_09_26/2011_09_26_drive_0002_sync/image_02/data/0000000054.png"
+    (kitti.root / image).unlink()
+    result = evaluate("kitti", kitti.root, predictions=tmp_path / "kp", progress=False)
+    assert (result.summary["evaluated"], result.summary["skipped"]) == (1, 1)
+    row = rows_by_key(result)[("", "2011_09_26_drive_0002_sync/image_02/0000000054")]
+    assert row["status"] == "skipped" and "raw image" in row["reason"]

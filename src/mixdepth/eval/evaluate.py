@@ -435,8 +435,8 @@ def _evaluate_subset(
         )
     crop = (bench.crop_box or getattr(dataset, "eval_crop", None)) if use_crop else None
     for problem in getattr(dataset, "problems", []):  # files the loader could not pair
-        where, _, what = problem.rpartition(": ")
-        row = {"subset": subset, "id": where or problem, "status": "skipped"}
+        where, _, what = problem.partition(": ")  # "location: problem"
+        row = {"subset": subset, "id": where, "status": "skipped"}
         row["reason"] = f"unreadable sample: {what or problem}"
         rows.append(row)
         if log:
