@@ -112,15 +112,11 @@ def resize_image(image: np.ndarray, size: tuple[int, int], interpolation: str = 
         return image.copy()
     if interpolation not in _PIL_FILTERS:
         raise ValueError(f"image interpolation must be one of {sorted(_PIL_FILTERS)}")
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32)).resize(
-                (w, h), _PIL_FILTERS[interpolation]
-            )
-        )
-        for c in range(image.shape[2])
-    ]
-    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0)
+    planes = np.ascontiguousarray(np.moveaxis(image, -1, 0), dtype=np.float32)  # one copy
+    out = np.empty((h, w, image.shape[2]), dtype=np.float32)
+    for c, plane in enumerate(planes):
+        out[:, :, c] = Image.fromarray(plane).resize((w, h), _PIL_FILTERS[interpolation])
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def resize_target(
