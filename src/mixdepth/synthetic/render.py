@@ -274,16 +274,19 @@ class _RayGrid:
     each ray's origin lies towards the light; an object whose nearest point is further
     along than `reach` lies behind the origin and cannot shadow it."""
 
-    def __init__(self, keys, groups, n_groups, reach, cells=48):
+    def __init__(self, kx, ky, groups, n_groups, reach, cells=48):
         self.cells = cells
         self.reach = reach
-        self.key_min, self.key_max = keys.min(0), keys.max(0)
+        self.key_min = np.array([kx.min(), ky.min()])
+        self.key_max = np.array([kx.max(), ky.max()])
         # Cells span the central 98 % of the keys (a few far points, e.g. ground near the
         # horizon, would otherwise make the cells huge); outliers sit in the border cells.
-        self.lo, hi = np.quantile(keys[:: max(1, len(keys) // 4096)], [0.01, 0.99], axis=0)
+        step = max(1, len(kx) // 4096)
+        self.lo, hi = np.quantile(np.stack([kx[::step], ky[::step]]), [0.01, 0.99], axis=1)
         self.span = np.maximum(hi - self.lo, 1e-6)
-        cxy = np.clip(((keys - self.lo) * (cells / self.span)).astype(np.int32), 0, cells - 1)
-        cell = ((groups * cells + cxy[:, 1]) * cells + cxy[:, 0]).astype(np.uint16)
+        cx = np.clip(((kx - self.lo[0]) * (cells / self.span[0])).astype(np.int32), 0, cells - 1)
+        cy = np.clip(((ky - self.lo[1]) * (cells / self.span[1])).astype(np.int32), 0, cells - 1)
+        cell = ((groups * cells + cy) * cells + cx).astype(np.uint16)
         self.order = np.argsort(cell, kind="stable")  # a radix sort for 16-bit keys
         counts = np.bincount(cell, minlength=n_groups * cells * cells)
         self.start = np.concatenate([[0], np.cumsum(counts)])
@@ -371,17 +374,17 @@ def _candidates_shadow(scene, corners, light_grid):
 def _light_grid(scene, origins):
     if scene.light_position is None:
         e = frame_from_direction(scene.sun_direction)
-        keys = origins @ e.T
-        grid = _RayGrid(keys[:, :2], np.zeros(len(keys), np.int64), 1, -keys[:, 2])
-        return grid, "sun", e
-    w = origins - scene.light_position
-    axis = np.argmax(np.abs(w), axis=-1)
-    m = np.arange(len(w))
-    major = w[m, axis]
-    others = np.array([[1, 2], [0, 2], [0, 1]])[axis]
-    keys = np.stack([w[m, others[:, 0]], w[m, others[:, 1]]], -1) / np.abs(major)[:, None]
+        kx, ky, along = e @ origins.T  # orthographic view along the sun direction
+        return _RayGrid(kx, ky, 0, 1, -along), "sun", e
+    w0, w1, w2 = (origins - scene.light_position).T.copy()  # cube map around the light
+    a0, a1, a2 = np.abs(w0), np.abs(w1), np.abs(w2)
+    axis = np.where((a0 >= a1) & (a0 >= a2), 0, np.where(a1 >= a2, 1, 2))
+    major = np.where(axis == 0, w0, np.where(axis == 1, w1, w2))
+    inv = 1.0 / np.abs(major)
+    kx = np.where(axis == 0, w1, w0) * inv
+    ky = np.where(axis == 2, w1, w2) * inv
     groups = 2 * axis + (major < 0)
-    return _RayGrid(keys, groups, 6, np.sqrt(_dot(w, w))), "point", None
+    return _RayGrid(kx, ky, groups, 6, np.sqrt(w0 * w0 + w1 * w1 + w2 * w2)), "point", None
 
 
 def _hit_planes(p, o, d):
@@ -599,21 +602,25 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 def _screen_space_ao(pos: np.ndarray, nrm: np.ndarray, valid: np.ndarray, radius: int):
-    """Cheap ambient occlusion from camera-space positions/normals (h, w, 3): fraction of
-    8 neighbours at `radius` pixels lying above the tangent plane and close in 3-D."""
-    h, w, _ = pos.shape
-    pad = np.pad(pos, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
-    vpad = np.pad(valid, radius, mode="edge")
+    """Cheap ambient occlusion from camera-space positions and normals (3, h, w): the
+    fraction of 8 neighbours at `radius` pixels that lie above the tangent plane and close
+    in 3-D (neighbours outside the image do not occlude). Returns (h, w)."""
+    _, h, w = pos.shape
     occ = np.zeros((h, w), np.float32)
-    reach = pos[..., 2] * (3.0 * radius / max(h, w))
+    reach = pos[2] * np.float32(3.0 * radius / max(h, w))
+    r = radius
     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)):
-        ys, xs = radius + dy * radius, radius + dx * radius
-        q = pad[ys : ys + h, xs : xs + w]
-        qv = vpad[ys : ys + h, xs : xs + w]
-        v = q - pos
-        dist = np.sqrt((v * v).sum(-1)) + 1e-6
-        cos = (v * nrm).sum(-1) / dist
-        occ += np.where(qv & (dist < reach), np.clip(cos - 0.1, 0, 1), 0)
+        ys = slice(max(0, -dy * r), h - max(0, dy * r))  # pixels whose neighbour exists
+        xs = slice(max(0, -dx * r), w - max(0, dx * r))
+        yn = slice(max(0, dy * r), h - max(0, -dy * r))  # their neighbours
+        xn = slice(max(0, dx * r), w - max(0, -dx * r))
+        v0 = pos[0, yn, xn] - pos[0, ys, xs]
+        v1 = pos[1, yn, xn] - pos[1, ys, xs]
+        v2 = pos[2, yn, xn] - pos[2, ys, xs]
+        dist = np.sqrt(v0 * v0 + v1 * v1 + v2 * v2) + np.float32(1e-6)
+        cos = (v0 * nrm[0, ys, xs] + v1 * nrm[1, ys, xs] + v2 * nrm[2, ys, xs]) / dist
+        close = valid[yn, xn] & (dist < reach[ys, xs])
+        occ[ys, xs] += np.where(close, np.clip(cos - 0.1, 0, 1), 0)
     return occ / 8.0
 
 
@@ -692,10 +699,11 @@ def shade(scene: Scene, culling: bool = True) -> tuple[np.ndarray, dict]:
     nrm_cam = np.zeros((h * w, 3), np.float32)
     pos_cam[idx] = (p - origin) @ r_cw
     nrm_cam[idx] = n_cam
-    half = (slice(None, None, 2), slice(None, None, 2))
+    half = (slice(None), slice(None, None, 2), slice(None, None, 2))
     ao_half = _screen_space_ao(
-        pos_cam.reshape(h, w, 3)[half], nrm_cam.reshape(h, w, 3)[half],
-        hit.reshape(h, w)[half], radius=max(1, w // 48),
+        np.ascontiguousarray(pos_cam.T.reshape(3, h, w)[half]),
+        np.ascontiguousarray(nrm_cam.T.reshape(3, h, w)[half]),
+        hit.reshape(h, w)[half[1:]], radius=max(1, w // 48),
     )
     ao = np.repeat(np.repeat(ao_half, 2, 0), 2, 1)[:h, :w].reshape(-1)[idx]
     ambient = scene.ambient_colour.astype(f32) * (1 - scene.ao_strength * ao)[:, None]
