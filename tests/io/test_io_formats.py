@@ -243,7 +243,16 @@ def test_blendedmvs_and_disparity_png(tmp_path):
 
 
 def test_exr_round_trip(tmp_path):
+    import OpenEXR
+
     depth = _map()
+    header = {"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {"R": depth * 2, "Z": depth}) as f:  # written independently
+        f.write(str(tmp_path / "two.exr"))
+    np.testing.assert_array_equal(read_exr(tmp_path / "two.exr"), depth)  # 'Z' preferred
+    np.testing.assert_array_equal(read_exr(tmp_path / "two.exr", "R"), depth * 2)
+    with pytest.raises(FileFormatError, match="two.exr.*no channel 'G'"):
+        read_exr(tmp_path / "two.exr", "G")
     write_exr(tmp_path / "a.exr", depth)
     np.testing.assert_array_equal(read_exr(tmp_path / "a.exr"), depth)
     np.testing.assert_array_equal(read_depth(tmp_path / "a.exr"), depth)
