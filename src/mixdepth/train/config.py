@@ -115,6 +115,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 2
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None
     progress: bool = True
     report: bool = True
     val_images: int = 2
@@ -247,6 +248,8 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
             raise ConfigError(f"{key}: must not be negative, got {value}")
     if config.crop_size % 32:
         raise ConfigError(f"crop_size: must be a multiple of 32, got {config.crop_size}")
+    if config.threads is not None and config.threads <= 0:
+        raise ConfigError(f"threads: must be positive or null, got {config.threads}")
     if config.grad_clip is not None and config.grad_clip <= 0:
         raise ConfigError(f"grad_clip: must be positive or null, got {config.grad_clip}")
     for i, beta in enumerate(config.optimizer.betas):

@@ -108,10 +108,10 @@ def min_norm_weights(grads: torch.Tensor) -> torch.Tensor:
     """
     if grads.ndim != 2 or grads.shape[0] == 0:
         raise ValueError(f"grads must have shape (T, P) with T >= 1, got {tuple(grads.shape)}")
-    if not torch.isfinite(grads).all():
-        raise ValueError("grads contain NaN or inf; cannot weight non-finite task gradients")
     work = grads if grads.is_floating_point() else grads.float()
     gram = (work @ work.T).double().cpu().numpy()
+    if not np.isfinite(gram).all():  # any NaN or inf in grads reaches the Gram matrix
+        raise ValueError("grads contain NaN or inf (or overflow when squared); cannot weight them")
     weights = min_norm_weights_from_gram(gram)
     return torch.as_tensor(weights, dtype=work.dtype, device=grads.device)
 

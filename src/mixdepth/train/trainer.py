@@ -278,6 +278,8 @@ class Trainer:
         self.dist = _setup_distributed("cuda" if config.device != "cpu" and
                                        torch.cuda.is_available() else "cpu")
         self.device = _pick_device(config, self.dist.local_rank)
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         self._seed_everything(config.seed)
         self.datasets = list(datasets) if datasets is not None else self._build_datasets()
         if len(self.datasets) != len(config.datasets):
@@ -303,6 +305,7 @@ class Trainer:
             parameter_groups(self.model, config),
             betas=tuple(config.optimizer.betas),
             eps=config.optimizer.eps,
+            foreach=True,  # one fused pass over all parameters (torch picks it on GPU anyway)
             weight_decay=config.optimizer.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -515,10 +518,10 @@ class Trainer:
         active = torch.nonzero(present > 0).flatten()
         weights = torch.zeros(len(self.datasets), device=self.device)
         weights[active] = min_norm_weights(grads[active])
-        direction = weights @ grads
+        direction = weights @ grads  # a fresh buffer; parameters' grads become views into it
         offset = 0
         for p, size in zip(self.params, sizes, strict=True):
-            p.grad = direction[offset : offset + size].view_as(p).clone()
+            p.grad = direction[offset : offset + size].view_as(p)
             offset += size
         return logs, {self.labels[d]: float(weights[d]) for d in range(len(self.datasets))}
 
