@@ -324,3 +324,23 @@ def test_missing_dataset_files_are_recorded_per_image(tmp_path):
     assert (result.summary["evaluated"], result.summary["skipped"]) == (1, 1)
     row = rows_by_key(result)[("", "2011_09_26_drive_0002_sync/image_02/0000000054")]
     assert row["status"] == "skipped" and "raw image" in row["reason"]
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"), [("sintel", "training/final"), ("eth3d", "."), ("tum", ".")]
+)
+def test_files_named_as_mixdepth_predict_names_them(name, folder, tmp_path):
+    """Outputs of `mixdepth predict <folder> -o DIR` are found by --predictions DIR."""
+    from mixdepth.cli.predict import collect_inputs, output_names
+
+    fx = build(name, tmp_path)
+    files = collect_inputs([str(fx.root / folder)]).files
+    images = [f for f in files if "depth" not in f.parts and f.suffix.lower() != ".txt"]
+    preds = tmp_path / "preds"
+    for stem in output_names(images):
+        (preds / stem).parent.mkdir(parents=True, exist_ok=True)
+        np.save(preds / f"{stem}.npy", np.ones((2, 2), np.float32))
+    result = run(fx, preds, tmp_path)
+    reasons = result.summary["skip_reasons"]
+    assert "missing prediction" not in reasons
+    assert result.summary["evaluated"] + result.summary["skipped"] == len(fx.depth)

@@ -135,7 +135,9 @@ def prediction_stems(sample: Sample) -> list[str]:
 
     From the sample id ("scene/frame_0001"), the id without an image suffix (ETH3D ids end in
     ".JPG") and the image's path in the dataset (`extras["image_path"]`, set by the loop):
-    the path itself, the path with "/" replaced by "_", then the last component.
+    each path itself, with "/" replaced by "_", then its shorter tails ("frame_0001"), so that
+    files named by `mixdepth predict` (stem, or the path below the folders the stems share)
+    are found.
     """
     names = [str(sample.id)]
     if PurePosixPath(names[0]).suffix.lower() in (".jpg", ".jpeg", ".png", ".thumb"):
@@ -143,7 +145,14 @@ def prediction_stems(sample: Sample) -> list[str]:
     image_path = (sample.extras or {}).get("image_path")
     if image_path:
         names.append(str(PurePosixPath(str(image_path)).with_suffix("")))
-    stems = names + [n.replace("/", "_") for n in names] + [PurePosixPath(n).name for n in names]
+    tails = [
+        "/".join(PurePosixPath(n).parts[k:])
+        for n in names
+        for k in range(1, len(PurePosixPath(n).parts))
+    ]
+    stems = names + [n.replace("/", "_") for n in names] + sorted(
+        tails, key=lambda t: -t.count("/")
+    )
     return list(dict.fromkeys(stems))
 
 
