@@ -478,8 +478,9 @@ def cast_primary(scene: Scene, culling: bool = True, dirs: np.ndarray | None = N
         t, k = _hit_planes(scene.planes, o, dirs)
         closer = t < t_best
         t_best[closer], kind_of[closer], local[closer] = t[closer], 4, k[closer]
+    room_axis = None
     if scene.room is not None:
-        t, face, axis = _hit_room(scene.room, o, dirs)
+        t, face, room_axis = _hit_room(scene.room, o, dirs)
         closer = t < t_best
         t_best[closer], kind_of[closer], local[closer] = t[closer], 5, face[closer]
     t_img = t_best.reshape(h, w)
@@ -520,9 +521,9 @@ def cast_primary(scene: Scene, culling: bool = True, dirs: np.ndarray | None = N
         obj[sel] = scene.planes["ids"][local[sel]]
     sel = kind_of == 5
     if sel.any():
-        _, _, axis = _hit_room(scene.room, o, dirs[sel])
-        m = np.arange(int(sel.sum()))
-        normal[np.nonzero(sel)[0], axis] = -np.sign(dirs[sel][m, axis])
+        rows = np.nonzero(sel)[0]
+        axis = room_axis[rows]
+        normal[rows, axis] = -np.sign(dirs[rows, axis])
         obj[sel] = scene.room["ids"][local[sel]]
     sel = kind_of == 6
     if sel.any():

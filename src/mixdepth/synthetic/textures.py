@@ -166,11 +166,13 @@ class TextureBank:
         level = np.clip(np.log2(np.maximum(footprint, 1.0)), 0, len(self.sizes) - 1)
         level = level.astype(np.int64)
         size = self.sizes[level]
-        period = 2 * size
-        iu = (np.floor(u * size) % period).astype(np.int64)
-        iv = (np.floor(v * size) % period).astype(np.int64)
-        iu = np.where(iu >= size, period - 1 - iu, iu)
-        iv = np.where(iv >= size, period - 1 - iv, iv)
+        fsize = size.astype(np.float32)
+        # Sizes are powers of two, so "modulo the mirrored period" is a bitwise and (which
+        # is also right for negative coordinates).
+        iu = np.floor(u * fsize).astype(np.int64) & (2 * size - 1)
+        iv = np.floor(v * fsize).astype(np.int64) & (2 * size - 1)
+        iu = np.where(iu >= size, 2 * size - 1 - iu, iu)
+        iv = np.where(iv >= size, 2 * size - 1 - iv, iv)
         return self.texels[self.offsets[tex_id, level] + iv * size + iu]
 
 
