@@ -81,6 +81,8 @@ def test_exit_codes(tmp_path, monkeypatch):
     assert _main_exit_code(monkeypatch, "--predictions", preds, "--benchmark", "sintel",
                            "--root", str(tmp_path / "nowhere")) == 2
     assert _main_exit_code(monkeypatch, "--benchmark", "sintel", "--root", root) == 2
+    assert _main_exit_code(monkeypatch, "--model", "tiny", "--weights", str(tmp_path / "no.pt"),
+                           "--benchmark", "sintel", "--root", root) == 2
     assert _main_exit_code(monkeypatch, "--predictions", preds, "--benchmark", "sintel",
                            "--root", root, "--align", "sideways") == 2
 

@@ -132,22 +132,29 @@ def eval_command(
             raise ConfigError(f"--dataset-option must be KEY=VALUE: {item!r}")
         options[key] = yaml.safe_load(value)
 
-    sources: list[tuple[str | None, dict]] = []
-    for name in models:
-        source = ModelPredictions(name, weight_of.get(name), device)
-        if source.weights is None:
-            console.print(
-                f"[yellow]warning:[/] --model {name} without --weights: random weights",
-                highlight=False,
-            )
-        sources.append((label, {"model": source}))
+    for name in models:  # fail on a missing weights file before any model runs
+        path = weight_of.get(name)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"--weights {path}: file not found")
+    # Rows: (label, how to make the prediction source). Models are loaded one at a time.
+    rows: list[tuple[str | None, object]] = [(label, name) for name in models]
     for entry in predictions or []:
         key, sep, rest = entry.partition("=")
         row, folder = (key, rest) if sep and not Path(entry).exists() else (label, entry)
-        sources.append((row, {"predictions": folder, "pred_space": pred_space}))
+        rows.append((row, {"predictions": folder, "pred_space": pred_space}))
 
     summaries, empty = [], []
-    for row_label, source in sources:
+    for row_label, spec in rows:
+        if isinstance(spec, dict):
+            source = spec
+        else:
+            model_source = ModelPredictions(spec, weight_of.get(spec), device)
+            if model_source.weights is None:
+                console.print(
+                    f"[yellow]warning:[/] --model {spec} without --weights: random weights",
+                    highlight=False,
+                )
+            source = {"model": model_source}
         for name in benchmarks:
             result = evaluate(
                 name,
