@@ -88,8 +88,9 @@ def _as_batch(array: np.ndarray) -> torch.Tensor:
 
 
 def _nearest_indices(old: int, new: int) -> np.ndarray:
-    """Source index of each output pixel, sampling at pixel centres (like nearest-exact)."""
-    return np.minimum(np.floor((np.arange(new) + 0.5) * (old / new)).astype(np.int64), old - 1)
+    """Source index of each output pixel, sampling at pixel centres (like nearest-exact):
+    floor((i + 0.5) * old / new) in exact integer arithmetic (a tie goes to the later pixel)."""
+    return np.minimum(((2 * np.arange(new, dtype=np.int64) + 1) * old) // (2 * new), old - 1)
 
 
 _PIL_FILTERS = {
