@@ -106,3 +106,21 @@ def test_degenerate_maps_never_give_nan(align, constant, height, width):
     m = score_dense(np.full_like(gt, constant), gt, mask, cap=10.0, align=align)
     assert set(m) == KEYS
     assert all(math.isfinite(v) for v in m.values())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1),
+    st.floats(0.01, 100.0) | st.floats(-100.0, -0.01),
+    st.floats(-10.0, 10.0),
+)
+def test_protocol_is_invariant_to_affine_maps_of_the_prediction(seed, scale, shift):
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0.5, 9.0, size=(6, 7))
+    mask = rng.random(gt.shape) > 0.2
+    mask[0, :2] = True
+    pred = rng.uniform(0.1, 2.0, size=gt.shape)
+    base = score_dense(pred, gt, mask, cap=10.0)
+    moved = score_dense(scale * pred + shift, gt, mask, cap=10.0)
+    for key in KEYS:
+        assert moved[key] == pytest.approx(base[key], rel=1e-6, abs=1e-9)

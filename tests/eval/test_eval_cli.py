@@ -116,3 +116,17 @@ def test_tiny_model_path_matches_its_own_bilinear_predictions(tmp_path):
     assert "1 of 1 images evaluated" in result.output
     rows = read_rows(tmp_path / "out" / "tiny" / "kitti" / "per_image.csv")
     assert rows[0]["absrel"] == pytest.approx(by_model.rows[0]["absrel"], rel=1e-5)
+
+
+def test_folder_benchmark_with_dataset_options(tmp_path):
+    fx = eval_layouts.folder(tmp_path / "mine")
+    (fx.root / "dataset.yaml").unlink()  # the space comes from the command line instead
+    _predictions(fx, tmp_path / "preds", lambda d: np.sqrt(d + 1.0))
+    args = ["--predictions", str(tmp_path / "preds"), "--benchmark", "folder",
+            "--root", str(fx.root), "--out", str(tmp_path / "out"), "--cap", "20"]
+    result = _invoke(*args, "--dataset-option", "space=metric_depth")
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 images evaluated" in result.output
+    assert "| preds |" in result.output
+    without = _invoke(*args, "--no-resume")
+    assert without.exit_code != 0 and "space" in str(without.exception)
