@@ -105,6 +105,14 @@ def test_bad_options_are_config_errors(tmp_path):
         generate_preset("everything", tmp_path)
 
 
+def test_an_existing_set_is_replaced_only_when_asked(tmp_path):
+    generate_set(tmp_path / "s", "sfm", 2, size=16)
+    with pytest.raises(ConfigError, match="not empty"):
+        generate_set(tmp_path / "s", "sfm", 1, size=16)
+    entry = generate_set(tmp_path / "s", "sfm", 1, size=16, overwrite=True)
+    assert len(_load_all(entry)) == 1  # no stale sample of the first run
+
+
 def _run_cli(monkeypatch, args):
     from mixdepth.cli import main
 

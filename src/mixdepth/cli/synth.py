@@ -29,6 +29,7 @@ def synth(
         None, "--preset", help="default-mix: every personality plus the held-out families."
     ),
     n_per_set: int = typer.Option(200, "--n-per-set", help="Samples per set of a preset."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing sets."),
 ) -> None:
     """Render procedural scenes and write them as a dataset (or a whole preset mix).
 
@@ -57,11 +58,12 @@ def synth(
 
     try:
         if preset is not None:
-            path = generate_preset(preset, out, n_per_set, seed, size, workers, progress)
+            path = generate_preset(preset, out, n_per_set, seed, size, workers, progress,
+                                   overwrite)
             console.print(f"wrote {path}")
         else:
             entry = generate_set(out, personality, n, seed, size, tuple(family) or None,
-                                 workers, progress(personality, n))
+                                 workers, progress(personality, n), overwrite=overwrite)
             console.print(
                 f"wrote {entry['n']} {personality} samples ({entry['dataset']} layout, "
                 f"space {entry['space']}) to {out}; contact sheet: {out / 'contact_sheet.png'}",

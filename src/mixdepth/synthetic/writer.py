@@ -10,6 +10,7 @@ held-out families plus `mix.yaml`.
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -285,12 +286,15 @@ def generate_set(
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
     contact_sheet: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Generate `n` samples of `personality` into `out` in its real dataset layout.
 
     families: scene families to draw from (default: the personality's). workers: processes
-    (results do not depend on it). progress: called with 1 after each sample. Returns the
-    set's entry for mix.yaml: name, dataset, root, split, space, families, n, size, seed.
+    (results do not depend on it). progress: called with 1 after each sample. A non-empty
+    `out` is refused (stale files of an earlier set would be read with the new ones) unless
+    overwrite=True, which deletes it first. Returns the set's entry for mix.yaml: name,
+    dataset, root, split, space, families, n, size, seed.
     """
     p = get_personality(personality)
     families = tuple(check_family(f) for f in (families or p.families))
@@ -301,6 +305,14 @@ def generate_set(
     if workers < 1:
         raise ConfigError(f"workers: need at least one worker, got {workers}")
     root = Path(out)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        if not overwrite:
+            raise ConfigError(f"out: {root} exists and is not empty; choose a new folder "
+                              "or overwrite it (--overwrite)")
+        if root.is_dir():
+            shutil.rmtree(root)
+        else:
+            root.unlink()
     root.mkdir(parents=True, exist_ok=True)
     layout = LAYOUTS[p.dataset]
     tile = min(size, 128) if contact_sheet else 0
@@ -352,6 +364,7 @@ def generate_preset(
     size: int = 256,
     workers: int = 1,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write a preset: OUT/train/<personality>/ for every personality (training families),
     OUT/heldout/<family>/ (exact depth, Sintel layout) for every held-out family, and
@@ -367,12 +380,12 @@ def generate_preset(
         families = tuple(f for f in p.families if f in TRAIN_FAMILIES)
         bar = progress(f"train/{name}", n_per_set) if progress else None
         entry = generate_set(out / "train" / name, name, n_per_set, seed, size, families,
-                             workers, bar)
+                             workers, bar, overwrite=overwrite)
         train.append({**entry, "root": f"train/{name}"})
     for family in HELDOUT_FAMILIES:
         bar = progress(f"heldout/{family}", n_per_set) if progress else None
         entry = generate_set(out / "heldout" / family, HELDOUT, n_per_set, seed, size,
-                             (family,), workers, bar)
+                             (family,), workers, bar, overwrite=overwrite)
         heldout.append({**entry, "name": family, "root": f"heldout/{family}"})
     mix = {
         "preset": preset,
