@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from mixdepth.synthetic.personalities import PERSONALITIES
-from mixdepth.synthetic.textures import POOL_SIZE, pool_texture
+from mixdepth.synthetic.textures import warm_pool
 from mixdepth.synthetic.writer import LAYOUTS, generate_set, make_sample
 
 
@@ -67,8 +67,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    for i in range(POOL_SIZE):  # the shared texture pool is built once per process
-        pool_texture(i)
+    warm_pool()  # the shared texture pool is built once per process
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run(tmp / "warmup", len(PERSONALITIES), 64, 1)

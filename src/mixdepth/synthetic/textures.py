@@ -198,6 +198,12 @@ def pool_texture(index: int) -> np.ndarray:
     return np.concatenate(levels).astype(np.float32)
 
 
+def warm_pool() -> None:
+    """Build every pool texture now (before forking workers, so that they share them)."""
+    for index in range(POOL_SIZE):
+        pool_texture(index)
+
+
 def random_bank(rng: np.random.Generator, count: int, photo_fraction: float = 0.5) -> TextureBank:
     """A bank of `count` textures drawn from the pool, about `photo_fraction` photographs."""
     half = POOL_SIZE // 2

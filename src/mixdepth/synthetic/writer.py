@@ -35,6 +35,7 @@ from mixdepth.io import (
 from mixdepth.synthetic.personalities import Annotation, get_personality
 from mixdepth.synthetic.render import Render
 from mixdepth.synthetic.scenes import HELDOUT_FAMILIES, TRAIN_FAMILIES, check_family, render_family
+from mixdepth.synthetic.textures import warm_pool
 
 CONTACT_COLUMNS = 6  # samples shown in a contact sheet
 HELDOUT = "exact"  # held-out families are written with exact depth (Sintel layout)
@@ -333,6 +334,8 @@ def generate_set(
         for job in jobs:
             collect(_job(job))
     else:
+        if n >= 64:  # a set this large uses nearly every pool texture in each worker
+            warm_pool()  # so build them once here; forked workers inherit them
         with _pool(workers) as pool:
             for result in pool.imap(_job, jobs, chunksize=1):
                 collect(result)
