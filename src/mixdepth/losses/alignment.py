@@ -76,8 +76,10 @@ def align_lstsq(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Ten
 
 def image_sum(x: Tensor) -> Tensor:
     """Per-image float64 sum of x (B, H, W) -> (B,): each row is summed in the dtype of x
-    (at most W values), the rows are accumulated in float64 (no float64 copy of the map)."""
-    return x.sum(dim=-1).to(torch.float64).sum(dim=-1)
+    (at most W values; float16/bfloat16 in float32), the rows are accumulated in float64
+    (no float64 copy of the map)."""
+    row_dtype = torch.float32 if x.element_size() < 4 else None
+    return x.sum(dim=-1, dtype=row_dtype).to(torch.float64).sum(dim=-1)
 
 
 def per_image(x: Tensor, like: Tensor) -> Tensor:
