@@ -67,16 +67,18 @@ def test_short_pareto_training_lowers_every_dataset_loss(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
-def test_pareto_update_is_the_min_norm_combination_of_dataset_gradients(tmp_path):
+@pytest.mark.parametrize("normalize", ["none", "l2", "loss"])
+def test_pareto_update_is_the_min_norm_combination_of_dataset_gradients(tmp_path, normalize):
     datasets = _three_datasets()
-    config = load_config(_three_config(tmp_path, "pareto"), check_paths=False)
+    config = load_config(_three_config(tmp_path, "pareto", pareto_normalize=normalize),
+                         check_paths=False)
     trainer = Trainer(config, datasets=datasets)
     batch = collate_slots(
         [SlotDataset(datasets)[slot] for slot in trainer.sampler.rank_batch(0)]
     )
     trainer._train_mode()
     # reference: one forward/backward per dataset share, each on its own
-    grads = []
+    grads, losses = [], []
     for d in range(3):
         rows = torch.nonzero(batch["source"] == d).flatten()
         part = {k: (v[rows] if torch.is_tensor(v) else [v[i] for i in rows.tolist()])
@@ -84,9 +86,14 @@ def test_pareto_update_is_the_min_norm_combination_of_dataset_gradients(tmp_path
         trainer.model.zero_grad()
         loss, _ = trainer.losses[d](trainer._predict(trainer.model, part["image"]), part)
         loss.backward()
+        losses.append(float(loss.detach()))
         grads.append(torch.cat([torch.zeros(p.numel()) if p.grad is None else p.grad.flatten()
                                 for p in trainer.params]))
     grads = torch.stack(grads)
+    if normalize == "l2":
+        grads = grads / grads.norm(dim=1, keepdim=True)
+    elif normalize == "loss":
+        grads = grads / torch.tensor(losses).unsqueeze(1)
     trainer.model.zero_grad()
     logs, weights = trainer._step_pareto_full(batch)
     w = torch.tensor([weights[f"toy{d}"] for d in range(3)])
@@ -95,6 +102,7 @@ def test_pareto_update_is_the_min_norm_combination_of_dataset_gradients(tmp_path
     assert torch.allclose(w, min_norm_weights(grads), atol=1e-4)
     applied = torch.cat([p.grad.flatten() for p in trainer.params])
     assert torch.allclose(applied, w @ grads, rtol=1e-4, atol=1e-7)
+    assert torch.all(grads @ applied >= -1e-6)  # no dataset's loss increases to first order
     assert set(logs) >= {"loss/toy0", "loss/toy0/data", "loss/toy0/grad", "loss/toy2/ordinal"}
 
 

@@ -54,7 +54,7 @@ def train(
             highlight=False,
         )
         raise typer.Exit(code=130)
-    console.print(f"trained {result.step} steps; last losses: {losses}", highlight=False)
+    console.print(f"trained to step {result.step}; last losses: {losses}", highlight=False)
     console.print(f"weights: {result.weights}", highlight=False)
     console.print(
         f"logs: {result.out_dir / 'tensorboard'} (tensorboard --logdir {result.out_dir}), "

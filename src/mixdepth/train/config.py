@@ -100,6 +100,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     mixing: Literal["naive", "uniform", "pareto"] = "uniform"
     pareto_mode: Literal["full", "ub"] = "full"
+    pareto_normalize: Literal["none", "l2", "loss"] = "none"
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)

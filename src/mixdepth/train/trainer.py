@@ -7,7 +7,8 @@ configured weight w_d):
 - pareto (full):   for every dataset, a forward of its share and the gradient g_d of w_d L_d
                    over all parameters; the min-norm weights a = min_norm_weights(g) and the
                    update direction sum_d a_d g_d. Under DDP each g_d is averaged over ranks
-                   first, so all ranks solve the same problem.
+                   first, so all ranks solve the same problem. Optionally (pareto_normalize)
+                   each g_d is first divided by its norm or by its loss value.
 - pareto (ub):     one forward over the batch; the min-norm problem is solved on the gradients
                    of the L_d with respect to the network output (cheap, but the datasets hold
                    different images, so these gradients are orthogonal and the weights reduce
@@ -497,6 +498,7 @@ class Trainer:
         sizes = [p.numel() for p in self.params]
         grads = torch.zeros(len(self.datasets), sum(sizes), device=self.device)
         present = torch.zeros(len(self.datasets), device=self.device)
+        loss_values = torch.zeros(len(self.datasets), device=self.device)
         with self._sync_context():
             for d, rows in rows_per_dataset:
                 part = _select(batch, rows)
@@ -510,11 +512,19 @@ class Trainer:
                         grads[d, offset : offset + size] = g.reshape(-1)
                     offset += size
                 present[d] = 1.0
+                loss_values[d] = weighted.detach()
                 self._log_terms(logs, d, loss, terms)
         if self.dist.enabled:
             dist.all_reduce(grads)
             dist.all_reduce(present)
+            dist.all_reduce(loss_values)
             grads /= present.clamp(min=1.0).unsqueeze(1)
+            loss_values /= present.clamp(min=1.0)
+        if self.config.pareto_normalize != "none":
+            # positive rescaling keeps each g_d's descent directions, so the min-norm
+            # combination of the rescaled gradients is still a common descent direction
+            size = grads.norm(dim=1) if self.config.pareto_normalize == "l2" else loss_values
+            grads *= torch.where(size > 1e-12, 1.0 / size.clamp(min=1e-12), 0.0).unsqueeze(1)
         active = torch.nonzero(present > 0).flatten()
         weights = torch.zeros(len(self.datasets), device=self.device)
         weights[active] = min_norm_weights(grads[active])
