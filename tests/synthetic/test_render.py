@@ -132,3 +132,44 @@ def test_sphere_and_cylinder_hits_lie_on_their_surfaces(radius, offset):
     on_side = abs(np.hypot(p[0], p[1]) - radius) < 1e-3 * radius
     on_cap = abs(abs(p[2]) - radius) < 1e-3 * radius
     assert on_side or on_cap
+
+
+def _stripes_bank():
+    """A bank with one texture: 4 vertical stripe periods per repeat, with mip levels."""
+    from mixdepth.synthetic.textures import MIP_LEVELS, TEXTURE_SIZE, TextureBank
+
+    x = np.arange(TEXTURE_SIZE) / TEXTURE_SIZE
+    tex = np.repeat((0.5 + 0.4 * np.sign(np.sin(2 * np.pi * 4 * x)))[None, :, None], 3, 2)
+    tex = np.repeat(tex, TEXTURE_SIZE, 0).astype(np.float32)
+    levels, sizes = [], []
+    for _ in range(MIP_LEVELS):
+        levels.append(tex.reshape(-1, 3))
+        sizes.append(tex.shape[0])
+        s = tex.shape[0] // 2
+        tex = tex.reshape(s, 2, s, 2, 3).mean(axis=(1, 3))
+    offsets = np.cumsum([0] + [len(v) for v in levels[:-1]])[None]
+    return TextureBank(np.concatenate(levels), offsets, np.array(sizes))
+
+
+def _stripe_period_pixels(distance: float) -> float:
+    rng = np.random.default_rng(4)
+    b = SceneBuilder(rng, n_textures=1)
+    mat = b.material(scale=(2.0, 2.0), dark_p=0.0, specular_p=0.0, tint=np.ones(3))
+    b.plane((0, -1, 0), -distance, mat)
+    scene = b.build(_camera_at_origin(size=128), **outdoor_lighting(rng))
+    scene.textures = _stripes_bank()
+    scene.tex_id[:] = 0
+    _, g = shade(scene)
+    row = g["albedo"][64] - g["albedo"][64].mean()
+    spectrum = np.abs(np.fft.rfft(row))
+    return 128 / (np.argmax(spectrum[1:]) + 1)
+
+
+def test_texture_scale_is_in_world_units():
+    # 2 m per repeat, 4 stripes per repeat: 0.5 m stripes; twice as far -> half the period.
+    near, far = _stripe_period_pixels(6.0), _stripe_period_pixels(12.0)
+    assert near == pytest.approx(2 * far, rel=0.15)
+    # 0.5 m stripes at 6 m are 0.5 * f / 6 pixels wide (mirrored tiling merges the two
+    # stripes at each tile seam, which shifts the spectral peak a little)
+    focal = 64 / np.tan(np.radians(30))
+    assert near == pytest.approx(0.5 * focal / 6.0, rel=0.2)
