@@ -11,13 +11,17 @@ with the parameter count, the speed-up of each against eager measured in the sam
 max relative difference of each output to eager. Target: fast >= 1.5x eager at max relative
 difference <= 1e-3.
 
+Times are CPU time of the process (time.process_time) with one thread by default: on a shared
+machine that is far less noisy than wall time. With --threads N > 1 use --wall, since CPU time
+then adds up the threads.
+
 Models have random weights (no weights ship with the repository). Batch-norm running
 statistics are randomised so that folding is not a no-op, and the final ReLU is disabled
 (non_negative=False) so that the outputs compared are not all zero. Timings are the minimum
 over interleaved repeats (the machine is shared; minima are the least noisy statistic).
 
     python benchmarks/bench_inference.py                        # midas_v21_small b1/b8 + tiny
-    python benchmarks/bench_inference.py --models tiny --repeats 5
+    python benchmarks/bench_inference.py --models tiny --repeats 5 --exporter none
 """
 
 from __future__ import annotations
@@ -47,33 +51,34 @@ def random_model(name: str, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-def time_min(runs: dict[str, Callable[[], torch.Tensor]], repeats: int
+def time_min(runs: dict[str, Callable[[], torch.Tensor]], repeats: int, clock=time.process_time
              ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
-    """Minimum wall time (s) of each callable over `repeats` interleaved rounds after one
-    warm-up call, and each callable's output."""
+    """Minimum time (s, by `clock`) of each callable over `repeats` interleaved rounds after
+    one warm-up call, and each callable's output."""
     outputs = {key: run() for key, run in runs.items()}
     best = {key: float("inf") for key in runs}
     for _ in range(repeats):
         for key, run in runs.items():
-            start = time.perf_counter()
+            start = clock()
             run()
-            best[key] = min(best[key], time.perf_counter() - start)
+            best[key] = min(best[key], clock() - start)
     return best, outputs
 
 
 def bench(name: str, size: int, batches: list[int], repeats: int, threads: int,
-          with_onnx: bool) -> list[dict]:
+          exporter: str | None, clock) -> list[dict]:
     import onnxruntime as ort
 
     model = random_model(name)
     fast = optimize_for_inference(model)
     params = sum(p.numel() for p in model.parameters())
     session = None
-    if with_onnx:
+    if exporter:
         with tempfile.TemporaryDirectory() as tmp:
-            path, _ = export_onnx(model, Path(tmp) / f"{name}.onnx", size, size)
+            path, _ = export_onnx(model, Path(tmp) / f"{name}.onnx", size, size, exporter=exporter)
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     rows = []
     for batch in batches:
@@ -83,7 +88,7 @@ def bench(name: str, size: int, batches: list[int], repeats: int, threads: int,
         if session is not None:
             runs["onnx"] = partial(run_onnx, session, x)
         with torch.inference_mode():
-            best, outputs = time_min(runs, repeats)
+            best, outputs = time_min(runs, repeats, clock)
         row = {"model": name, "params": params, "batch": batch}
         for key, seconds in best.items():
             row[f"{key}_ms"] = 1000 * seconds / batch
@@ -102,18 +107,24 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--wall", action="store_true", help="wall time instead of CPU time")
+    parser.add_argument("--exporter", default="torchscript",
+                        choices=("torchscript", "dynamo", "none"),
+                        help="ONNX exporter for the onnxruntime column (none: skip it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    clock = time.perf_counter if args.wall else time.process_time
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.size}x{args.size}, "
-          f"min of {args.repeats} repeats, random weights")
+          f"{'wall' if args.wall else 'CPU'} time, min of {args.repeats} repeats, random weights, "
+          f"ONNX via {args.exporter} exporter")
     header = (f"{'model':<16} {'params':>7} {'batch':>5} {'eager ms':>9} {'fast ms':>8} "
               f"{'speed-up':>8} {'diff':>8} {'onnx ms':>8} {'speed-up':>8} {'diff':>8}")
     print(header)
     for name in args.models.split(","):
         for row in bench(name, args.size, [int(b) for b in args.batches.split(",")],
-                         args.repeats, args.threads, not args.no_onnx):
+                         args.repeats, args.threads,
+                         None if args.exporter == "none" else args.exporter, clock):
             line = (f"{row['model']:<16} {row['params'] / 1e6:6.2f}M {row['batch']:>5} "
                     f"{row['eager_ms']:9.1f} {row['fast_ms']:8.1f} "
                     f"{row['eager_ms'] / row['fast_ms']:7.2f}x {row['fast_diff']:8.1e}")
