@@ -42,11 +42,17 @@ class SamePadConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.static:
-            k, s = self.kernel_size[0], self.stride[0]
-            pad_h = max((-(-x.shape[-2] // s) - 1) * s + k - x.shape[-2], 0)
-            pad_w = max((-(-x.shape[-1] // s) - 1) * s + k - x.shape[-1], 0)
+            pad_h = self._total_pad(x.shape[-2], self.kernel_size[0], self.stride[0])
+            pad_w = self._total_pad(x.shape[-1], self.kernel_size[1], self.stride[1])
             x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return super().forward(x)
+
+    @staticmethod
+    def _total_pad(size, kernel: int, stride: int):
+        # (ceil(size / stride) - 1) * stride + kernel - size, written without ceil and max so
+        # that symbolic sizes (ONNX export with dynamic height/width) stay simple
+        pad = kernel - stride + (-size) % stride
+        return pad if kernel >= stride else max(pad, 0)
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, tf_same=True):
