@@ -7,7 +7,7 @@ Formats and the files they give for an output base `OUT/name`:
 |--------|------------------------|------------------------------------------------------------|
 | pfm    | OUT/name.pfm           | raw relative inverse depth, float32                        |
 | npy    | OUT/name.npy           | raw relative inverse depth, float32                        |
-| png16  | OUT/name_depth16.png   | min-max normalised per image to 0..65535 (16-bit grey)     |
+| png16  | OUT/name.png           | min-max normalised per image to 0..65535 (16-bit grey)     |
 | color  | OUT/name_color.png     | min-max normalised per image, through a colour map (8-bit) |
 | ply    | OUT/name.ply           | coloured point cloud (see `point_cloud`)                   |
 
@@ -32,7 +32,7 @@ SUFFIXES = {
     "pfm": ".pfm",
     "npy": ".npy",
     "ply": ".ply",
-    "png16": "_depth16.png",
+    "png16": ".png",
     "color": "_color.png",
     "side_by_side": "_side_by_side.png",
 }

@@ -43,7 +43,7 @@ def test_folder_with_a_corrupt_file(tmp_path, tiny_weights):
     assert ".hidden" not in result.output
     assert "3 image(s)" in result.output
     for name in ("a/x", "b/x", "y"):
-        for suffix in (".pfm", ".npy", ".ply", "_depth16.png", "_color.png", "_side_by_side.png"):
+        for suffix in (".pfm", ".npy", ".ply", ".png", "_color.png", "_side_by_side.png"):
             assert (out / f"{name}{suffix}").is_file(), f"{name}{suffix}"
     assert not (out / "broken.npy").exists()
     # raw outputs hold the prediction at the input resolution
@@ -109,3 +109,15 @@ def test_bad_options_are_reported(tmp_path, monkeypatch, capsys):
                                       str(tmp_path / "o"), "--model", "tiny", option, value])
         assert code == 2
         assert value in capsys.readouterr().err.replace("\n", "")
+
+
+def test_outputs_never_overwrite_inputs(tmp_path, tiny_weights):
+    original = random_image(24, 24)
+    image = save(tmp_path / "pic.png", original)
+    result = CliRunner().invoke(
+        app, ["predict", str(image), "-o", str(tmp_path), "--weights", str(tiny_weights),
+              "-f", "png16"],
+    )
+    assert result.exit_code == 1
+    assert "overwrite" in result.output
+    np.testing.assert_array_equal(np.asarray(Image.open(image)), original)

@@ -52,13 +52,13 @@ def test_every_format_written_and_read_back(tmp_path, prediction):
     written = write_outputs(tmp_path / "sub" / "frame", disparity, image, FORMATS, "turbo",
                             with_side_by_side=True, fov=70)
     names = sorted(p.name for p in written)
-    assert names == sorted(["frame.pfm", "frame_depth16.png", "frame_color.png", "frame.npy",
+    assert names == sorted(["frame.pfm", "frame.png", "frame_color.png", "frame.npy",
                             "frame.ply", "frame_side_by_side.png"])
     base = tmp_path / "sub"
     np.testing.assert_array_equal(read_pfm(base / "frame.pfm"), disparity)
     np.testing.assert_array_equal(np.load(base / "frame.npy"), disparity)
     normalised = (disparity - disparity.min()) / (disparity.max() - disparity.min())
-    png16 = read_png16(base / "frame_depth16.png", 65535.0)
+    png16 = read_png16(base / "frame.png", 65535.0)
     np.testing.assert_allclose(png16, normalised, atol=1 / 65535)
     color = np.asarray(Image.open(base / "frame_color.png"))
     assert color.shape == (24, 32, 3) and color.dtype == np.uint8

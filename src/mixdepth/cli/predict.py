@@ -148,7 +148,7 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mixdepth.errors import ConfigError, MixdepthError
-    from mixdepth.outputs import check_colormap, parse_formats, write_outputs
+    from mixdepth.outputs import check_colormap, output_path, parse_formats, write_outputs
     from mixdepth.predict import Predictor, to_rgb_array
     from mixdepth.video import is_video, predict_video
 
@@ -196,8 +196,12 @@ def predict(
             predictions = predictor.predict_batch([rgb for _, rgb in batch], batch_size)
             for (path, rgb), pred in zip(batch, predictions, strict=True):
                 try:
-                    written += write_outputs(output / names[path], pred, rgb, chosen, colormap,
-                                             side_by_side, fov)
+                    base = output / names[path]
+                    targets = [output_path(base, kind) for kind in chosen]
+                    if any(target.resolve() == path.resolve() for target in targets):
+                        raise MixdepthError(f"{path}: an output would overwrite this input; "
+                                            "choose another --output folder")
+                    written += write_outputs(base, pred, rgb, chosen, colormap, side_by_side, fov)
                     done_images += 1
                 except (MixdepthError, OSError) as err:
                     fail(path, err)
