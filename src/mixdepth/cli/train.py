@@ -50,14 +50,20 @@ def train(
     if result.interrupted:
         console.print(
             f"stopped at step {result.step}; checkpoint {result.checkpoint}. "
-            f"Continue with: mixdepth train {config} --resume",
+            f"Continue with: mixdepth train {' '.join([str(config), *(overrides or [])])} "
+            "--resume",
             highlight=False,
         )
         raise typer.Exit(code=130)
     console.print(f"trained to step {result.step}; last losses: {losses}", highlight=False)
     console.print(f"weights: {result.weights}", highlight=False)
+    figures = (
+        f", {result.out_dir / 'loss_curves.png'}, {result.out_dir / 'predictions.png'}"
+        if cfg.report
+        else ""
+    )
     console.print(
-        f"logs: {result.out_dir / 'tensorboard'} (tensorboard --logdir {result.out_dir}), "
-        f"{result.out_dir / 'loss_curves.png'}, {result.out_dir / 'predictions.png'}",
+        f"logs: {result.out_dir / 'tensorboard'} (tensorboard --logdir {result.out_dir})"
+        f"{figures}",
         highlight=False,
     )

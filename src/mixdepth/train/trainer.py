@@ -607,7 +607,15 @@ class Trainer:
                 loader = iter(self._loader()) if self.step < end else iter(())
                 tick = time.perf_counter()
                 while self.step < end:
-                    batch = _to_device(next(loader), self.device)
+                    try:
+                        batch = _to_device(next(loader), self.device)
+                    except Exception:
+                        if stop.raised is None:
+                            raise
+                        # Ctrl-C reached the DataLoader workers too: keep the finished step
+                        self.save_checkpoint()
+                        interrupted = True
+                        break
                     logs, weights = self.train_step(batch)
                     self.step += 1
                     now = time.perf_counter()
