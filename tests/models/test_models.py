@@ -92,12 +92,12 @@ def test_tiny_width_options_change_the_architecture():
 
 
 def test_tiny_trains_a_few_steps():
-    """A tiny model fits one random target: the loss must go down within a few steps."""
+    """A tiny model fits a horizontal ramp: the loss must drop clearly within a few steps."""
     torch.manual_seed(0)
     model = create("tiny")
-    images = torch.rand(2, 3, 32, 32)
-    target = torch.rand(2, 32, 32)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    images = torch.rand(2, 3, 64, 64)
+    target = torch.linspace(0, 1, 64).expand(2, 64, 64)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for _ in range(6):
         loss = (model(normalize(images, model.config)) - target).abs().mean()
@@ -105,7 +105,7 @@ def test_tiny_trains_a_few_steps():
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < losses[0]
+    assert min(losses[-2:]) < 0.7 * losses[0]
     encoder_grads = [p.grad for n, p in model.named_parameters() if n.startswith("pretrained.")]
     assert all(g is not None for g in encoder_grads)
 
