@@ -219,3 +219,13 @@ def test_lr_schedule_and_parameter_groups(tmp_path):
     assert {id(p) for p in groups[0]["params"]} == encoder
     assert groups[0]["lr"] == cosine.optimizer.lr_encoder
     assert groups[1]["lr"] == cosine.optimizer.lr_decoder
+
+
+def test_resume_with_another_strategy_and_uneven_batches_are_config_errors(tmp_path):
+    datasets = _three_datasets()[:2]
+    train(toy_config(tmp_path, "uniform", steps=1), datasets=datasets)
+    with pytest.raises(ConfigError, match=r"--resume: .*is for uniform"):
+        train(toy_config(tmp_path, "naive", steps=2), datasets=datasets, resume=True)
+    with pytest.raises(ConfigError, match=r"^batch_size: uniform mixing splits every batch"):
+        train(toy_config(tmp_path / "b", "uniform", batch_size=6, n_datasets=4),
+              datasets=datasets * 2)

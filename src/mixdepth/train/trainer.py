@@ -312,15 +312,18 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(config, step)
         )
-        self.sampler: MixingSampler = create_sampler(
-            config.mixing,
-            [len(d) for d in self.datasets],
-            config.batch_size,
-            seed=config.seed,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-            total_steps=config.steps,
-        )
+        try:
+            self.sampler: MixingSampler = create_sampler(
+                config.mixing,
+                [len(d) for d in self.datasets],
+                config.batch_size,
+                seed=config.seed,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+                total_steps=config.steps,
+            )
+        except ValueError as err:
+            raise ConfigError(f"batch_size: {err}") from None
         self.step = 0
         self.history: list[dict] = []
         self.checkpoint_path: Path | None = None
@@ -403,7 +406,10 @@ class Trainer:
             return
         state = load_checkpoint(path, self.model, self.optimizer)
         self.scheduler.load_state_dict(state["scheduler"])
-        self.sampler.load_state_dict(state["sampler"])
+        try:
+            self.sampler.load_state_dict(state["sampler"])
+        except ValueError as err:
+            raise ConfigError(f"--resume: {path}: {err}; resume with the run's config") from None
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
         rng = state["rng_per_rank"][self.dist.rank] if "rng_per_rank" in state else state["rng"]
@@ -713,7 +719,8 @@ class Trainer:
             from mixdepth.train.report import plot_loss_curves, plot_predictions
 
             plot_loss_curves(self.history, self.labels, self.out_dir / "loss_curves.png")
-            plot_predictions(self, self.out_dir / "predictions.png")
+            if self.config.val_images > 0:
+                plot_predictions(self, self.out_dir / "predictions.png")
         return path
 
     def validation_batch(self) -> dict:
