@@ -181,6 +181,11 @@ def build_model(model: str | nn.Module | None, weights: str | Path | None) -> nn
         if not weights.is_file():
             raise MixdepthError(f"{weights}: weights file not found")
     if isinstance(model, nn.Module):
+        if not hasattr(model, "config"):
+            raise ConfigError(
+                f"{type(model).__name__} has no .config (name, input_size, resize_mode, mean, "
+                "std): build it with mixdepth.models.create or attach one"
+            )
         if weights is not None:
             models.load_weights(model, weights)
         return model.eval()

@@ -135,6 +135,11 @@ def test_fold_batch_norm_keeps_results_or_backs_off(tiny_model):
         assert max_relative_difference(safe(x), model(x)) < 1e-6
 
 
+def test_module_without_config_is_rejected():
+    with pytest.raises(ConfigError, match="Conv2d has no .config"):
+        Predictor(torch.nn.Conv2d(3, 1, 1))
+
+
 def test_to_rgb_array_rejects_bad_arrays():
     with pytest.raises(MixdepthError, match=r"\[0, 1\]"):
         to_rgb_array(np.full((8, 8, 3), 200.0))
