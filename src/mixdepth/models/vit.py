@@ -82,8 +82,10 @@ class StdConv2dSame(nn.Conv2d):
         self.eps = eps
 
     def standardized_weight(self) -> torch.Tensor:
-        var, mean = torch.var_mean(self.weight, dim=(1, 2, 3), keepdim=True, unbiased=False)
-        return (self.weight - mean) * torch.rsqrt(var + self.eps)
+        """The standardised filters, computed in at least float32 (also for bf16 weights)."""
+        weight = self.weight.to(torch.promote_types(self.weight.dtype, torch.float32))
+        var, mean = torch.var_mean(weight, dim=(1, 2, 3), keepdim=True, unbiased=False)
+        return ((weight - mean) * torch.rsqrt(var + self.eps)).to(self.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dynamic_pad:
