@@ -9,8 +9,10 @@ from mixdepth.cli.app import app
 
 @app.command()
 def convert(
-    src: Path = typer.Argument(..., help="Weights to read (.pt/.pth state dict, .safetensors)."),
-    dst: Path = typer.Argument(..., help="Output .safetensors file."),
+    src: Path = typer.Argument(
+        ..., metavar="IN", help="Weights to read (.pt/.pth state dict, .safetensors)."
+    ),
+    dst: Path = typer.Argument(..., metavar="OUT", help="Output .safetensors file."),
     model: str = typer.Option(
         None, "--model", "-m", help="Architecture name; guessed from the keys when omitted."
     ),
