@@ -156,10 +156,9 @@ class InferenceConfig:
     @classmethod
     def of(cls, config: Any) -> InferenceConfig:
         """The inference part of a model's `config`."""
-        size = config.input_size
         return cls(
             name=str(config.name),
-            input_size=int(size if isinstance(size, int) else size[0]),
+            input_size=int(config.input_size),
             resize_mode=str(config.resize_mode),
             mean=tuple(float(v) for v in config.mean),
             std=tuple(float(v) for v in config.std),
