@@ -19,7 +19,6 @@ from scipy import ndimage
 from mixdepth.synthetic.textures import TEXTURE_SIZE, TextureBank
 
 EPS = 1e-4
-FAR = 1e9
 
 
 # ----------------------------------------------------------------------------- scene model
