@@ -68,3 +68,6 @@ def test_config_errors_name_the_key(tmp_path, synthetic_mix):
     result = runner.invoke(app, ["train", config, "learning_rate=0.1"])
     assert isinstance(result.exception, ConfigError)
     assert "learning_rate: unknown key" in str(result.exception)
+    result = runner.invoke(app, ["train", config, "model.options.depth=3"])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception).startswith("model.options: model 'tiny' has no option(s) depth")

@@ -56,6 +56,7 @@ def test_defaults_and_paper_optimiser(tmp_path):
         ({"optimizer": {"betas": [0.9, 1.5]}}, r"^optimizer\.betas\[1\]: must be in"),
         ({"model": {"weights": "/nonexistent/w.safetensors"}}, r"^model\.weights: file not found"),
         ({"datasets": []}, r"^datasets: at least one dataset"),
+        ({"model": {"name": "resnet"}}, r"^model\.name: unknown model 'resnet'"),
     ],
 )
 def test_errors_name_the_key(tmp_path, change, message):

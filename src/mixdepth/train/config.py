@@ -271,6 +271,13 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
         if check_paths and not Path(ds.root).expanduser().exists():
             raise ConfigError(f"datasets[{i}].root: directory not found: {ds.root}")
     if check_paths:
+        from mixdepth.models import list_models
+
+        models = list_models()
+        if config.model.name not in models:
+            raise ConfigError(
+                f"model.name: unknown model {config.model.name!r}; known: {', '.join(models)}"
+            )
         from mixdepth.data import list_datasets
 
         known = list_datasets()

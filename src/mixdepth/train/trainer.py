@@ -391,7 +391,10 @@ class Trainer:
     def _build_model(self) -> nn.Module:
         from mixdepth.models import create, load_weights
 
-        model = create(self.config.model.name, **self.config.model.options)
+        try:
+            model = create(self.config.model.name, **self.config.model.options)
+        except ConfigError as err:
+            raise ConfigError(f"model.options: {err}") from None
         if self.config.model.weights:
             load_weights(model, self.config.model.weights)
         return model
