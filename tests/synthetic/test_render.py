@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixdepth.synthetic import FAMILIES, TRAIN_FAMILIES, render_family
-from mixdepth.synthetic.render import _hit_box, _hit_cylinder, _hit_sphere, cast_primary, shade
+from mixdepth.synthetic.render import (
+    _hit_box,
+    _hit_cylinder,
+    _hit_sphere,
+    cast_primary,
+    luminance_depth_correlation,
+    shade,
+)
 from mixdepth.synthetic.scenes import SceneBuilder, make_camera, outdoor_lighting
 
 
@@ -73,22 +80,12 @@ def test_field_of_view_is_random_within_40_to_100_degrees():
     assert 40 <= min(fovs) and max(fovs) <= 100 and np.ptp(fovs) > 15
 
 
-def luminance_log_depth_correlation(renders) -> float:
-    """Pearson r between per-pixel luminance and log depth, pooled over the valid pixels of
-    a set (the statistic documented in docs/synthetic.md)."""
-    lum, logd = [], []
-    for r in renders:
-        lum.append((r.image @ np.array([0.2126, 0.7152, 0.0722]))[r.mask])
-        logd.append(np.log(r.depth[r.mask]))
-    return float(np.corrcoef(np.concatenate(lum), np.concatenate(logd))[0, 1])
-
-
 def test_brightness_does_not_encode_depth():
     renders = [
         render_family(TRAIN_FAMILIES[i % 3], np.random.default_rng([11, i]), 40, 40)
         for i in range(24)
     ]
-    assert abs(luminance_log_depth_correlation(renders)) < 0.3
+    assert abs(luminance_depth_correlation(renders)) < 0.3
 
 
 def _unit(v):
@@ -173,3 +170,14 @@ def test_texture_scale_is_in_world_units():
     # stripes at each tile seam, which shifts the spectral peak a little)
     focal = 64 / np.tan(np.radians(30))
     assert near == pytest.approx(0.5 * focal / 6.0, rel=0.2)
+
+
+def test_luminance_depth_correlation_detects_a_brightness_shortcut():
+    renders = [
+        render_family(TRAIN_FAMILIES[i % 3], np.random.default_rng([12, i]), 24, 24)
+        for i in range(6)
+    ]
+    for r in renders:  # make far pixels darker: the statistic must see it
+        grey = np.where(r.mask, 1 / (1 + np.log1p(np.where(r.mask, r.depth, 0))), 0)
+        r.image = np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)
+    assert luminance_depth_correlation(renders) < -0.8

@@ -601,6 +601,17 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
+def luminance_depth_correlation(renders) -> float:
+    """Pearson r between per-pixel luminance (Rec. 709 weights on the stored sRGB image) and
+    log depth, pooled over the valid pixels of a set of `Render`s. Near 0 means brightness
+    does not tell depth across the set (0.0 when it is undefined, e.g. no valid pixel)."""
+    lum = np.concatenate([_luminance(r.image)[r.mask] for r in renders])
+    log_depth = np.concatenate([np.log(r.depth[r.mask]) for r in renders])
+    if lum.size < 2 or lum.std() == 0 or log_depth.std() == 0:
+        return 0.0
+    return float(np.corrcoef(lum, log_depth)[0, 1])
+
+
 def _screen_space_ao(pos: np.ndarray, nrm: np.ndarray, valid: np.ndarray, radius: int):
     """Cheap ambient occlusion from camera-space positions and normals (3, h, w): the
     fraction of 8 neighbours at `radius` pixels that lie above the tangent plane and close
