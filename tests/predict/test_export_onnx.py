@@ -115,3 +115,13 @@ def test_dynamo_exporter_gives_dynamic_height_and_width(tmp_path):
     assert read_onnx_config(path) == net.config
     with pytest.raises(MixdepthError, match="multiples of 32"):
         export_onnx(net, tmp_path / "bad.onnx", 60, 64)
+
+
+def test_export_warns_when_the_comparison_is_uninformative(tmp_path):
+    """Random `tiny` ends in a ReLU that zeroes every output: agreement would prove nothing."""
+    result = CliRunner().invoke(
+        app, ["export", "--model", "tiny", "-o", str(tmp_path / "t.onnx"), "--exporter",
+              "torchscript"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "random weights" in result.output and "outputs zeros" in result.output

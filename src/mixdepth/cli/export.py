@@ -30,6 +30,7 @@ def export(
     The graph maps a normalised (B, 3, H, W) image (H, W multiples of 32) to (B, H, W)
     relative inverse depth; `mixdepth predict --onnx FILE` adds the pre/post-processing.
     """
+    import torch
     from rich.console import Console
 
     from mixdepth.errors import ConfigError, MixdepthError
@@ -50,6 +51,13 @@ def export(
     console.print(f"wrote {path} ({net.config.name}, {size_mb:.1f} MB, {used} exporter); "
                   f"onnxruntime vs PyTorch max relative difference {difference:.1e} "
                   "at 64x96 and 96x64")
+    with torch.inference_mode():
+        silent = not bool(net(torch.randn(1, 3, 64, 96)).abs().max() > 0)
+    if silent:
+        Console(stderr=True, soft_wrap=True).print(
+            "[yellow]warning:[/] the model outputs zeros on random input (random weights?), so "
+            "the comparison above shows little"
+        )
     if difference > EXPORT_TOLERANCE:
         raise MixdepthError(
             f"{path}: the exported graph differs from PyTorch (max relative difference "
