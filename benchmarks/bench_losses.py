@@ -2,17 +2,19 @@
 
 Run: python benchmarks/bench_losses.py [--repeat 3] [--batch 8] [--size 384] [--threads N]
 
-For kind "mse" and "trim" (alpha 0.5, 4 scales, batch reduction) it prints the median
-milliseconds of one forward + backward pass of the batched loss and of a per-image Python
-loop written below (same formulas, one image at a time, as public reference code does it),
-their ratio, and the peak extra memory of the batched pass.
+For kind "mse" and "trim" (alpha 0.5, 4 scales, batch reduction) it prints the fastest
+milliseconds (of --repeat interleaved runs) of one forward + backward pass of the batched
+loss and of a per-image Python loop written below (same formulas, one image at a time, as
+public reference code does it), their ratio, whether both give the same value, and the peak
+extra memory of the batched pass.
 
 Memory: a fresh child process creates the inputs and the gradient buffer of pred, runs a
 tiny warm-up, then one forward + backward pass at full size; the growth of its peak resident
-set (ru_maxrss) is the extra memory the loss needs at its peak. glibc runs with a fixed mmap
+set (VmHWM) is the extra memory the loss needs at its peak. glibc runs with a fixed mmap
 threshold so that freed blocks leave the resident set at once. It is reported in MiB and as
 a multiple of the inputs' size (pred float32, target float32, mask bool). Timings are noisy
-on a shared machine; use --repeat to take more samples.
+on a shared machine; use --repeat for more rounds and --threads 1 to avoid waiting on a
+second busy core.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -72,15 +73,20 @@ def loop_ssi_loss(pred, target, mask, kind, alpha=0.5, scales=4, trim=0.2):
     return data + alpha * grad
 
 
-def time_forward_backward(step, repeat):
-    """(median milliseconds over `repeat` calls, loss value of the warm-up call)."""
-    value = step()  # warm-up
-    times = []
+def time_interleaved(steps, repeat):
+    """Fastest milliseconds of each step over `repeat` rounds, and the warm-up loss values.
+
+    The steps alternate within each round so that both see the same load on a shared
+    machine; the minimum is the least disturbed run.
+    """
+    values = [step() for step in steps]  # warm-up
+    times = [[] for _ in steps]
     for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times), value
+        for step, runs in zip(steps, times, strict=True):
+            start = time.perf_counter()
+            step()
+            runs.append((time.perf_counter() - start) * 1000.0)
+    return [min(runs) for runs in times], values
 
 
 def make_inputs(batch, size, valid):
@@ -164,7 +170,7 @@ def main() -> None:
     input_bytes = sum(x.numel() * x.element_size() for x in (pred_base, target, mask))
     print(
         f"batch {args.batch} x {args.size} x {args.size}, {args.valid:.0%} valid, "
-        f"{torch.get_num_threads()} threads, median of {args.repeat} runs; "
+        f"{torch.get_num_threads()} threads, fastest of {args.repeat} interleaved runs; "
         f"inputs {input_bytes / 2**20:.1f} MiB"
     )
     print(f"{'kind':<6}{'batched ms':>12}{'loop ms':>10}{'speed-up':>10}{'peak extra':>12}"
@@ -184,8 +190,9 @@ def main() -> None:
             total.backward()
             return total.item()
 
-        batched_ms, batched_value = time_forward_backward(batched_step, args.repeat)
-        loop_ms, loop_value = time_forward_backward(loop_step, args.repeat)
+        (batched_ms, loop_ms), (batched_value, loop_value) = time_interleaved(
+            [batched_step, loop_step], args.repeat
+        )
         agree = abs(batched_value - loop_value) <= 1e-4 * abs(loop_value)
         extra = extra_bytes[kind]
         print(

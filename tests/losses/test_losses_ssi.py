@@ -14,7 +14,7 @@ from mixdepth.losses import (
     ssi_mse,
     ssi_trim,
 )
-from mixdepth.losses.ssi import trim_keep_mask
+from mixdepth.losses.ssi import trim_selection
 
 SETTINGS = settings(max_examples=30, deadline=None)
 KINDS = ["mse", "mae", "trim"]
@@ -91,12 +91,41 @@ def test_trim_keeps_exactly_the_smallest_valid_residuals():
     residual = torch.tensor([[[0.5, 9.0, 0.1, 7.0, 0.3], [0.2, 0.0, 8.0, 0.4, 0.6]]])
     mask = torch.ones_like(residual, dtype=torch.bool)
     mask[0, 1, 1] = False  # the smallest value is invalid: never kept
-    keep = trim_keep_mask(residual, mask, 0.2)
-    # 9 valid -> floor(7.2) = 7 kept; the two largest valid values (9 and 8) are dropped
-    assert keep.sum().item() == 7
-    assert not keep[0, 0, 1] and not keep[0, 1, 2] and not keep[0, 1, 1]
-    assert keep[0, 0, 3]  # 7.0 is the third largest: kept
-    assert trim_keep_mask(residual, mask, 0.0).equal(mask)
+    count = mask.flatten(1).sum(1)
+    below, index, extra = trim_selection(residual, mask, 0.2, count)
+    # 9 valid -> floor(7.2) = 7 kept: six below the threshold 7.0 plus 7.0 itself; the two
+    # largest valid values (9 and 8) and the invalid 0.0 are dropped
+    assert below.sum().item() == 6 and extra.tolist() == [1]
+    assert residual.flatten()[index].tolist() == [7.0]
+    assert not below[0, 0, 1] and not below[0, 1, 2] and not below[0, 1, 1]
+    below, index, extra = trim_selection(residual, mask, 0.0, count)
+    assert below.sum().item() == 8 and residual.flatten()[index].tolist() == [9.0]
+
+
+def test_trim_selection_with_ties_sums_exactly_k_values():
+    residual = torch.tensor([[[1.0, 2.0, 2.0, 2.0, 5.0]]])
+    mask = torch.ones_like(residual, dtype=torch.bool)
+    below, index, extra = trim_selection(residual, mask, 0.4, mask.flatten(1).sum(1))
+    # K = floor(0.6 * 5) = 3: 1 + 2 + 2, the tied 2.0 counted twice at the threshold
+    kept = (residual * below).sum() + extra * residual.flatten()[index]
+    assert kept.item() == 5.0 and extra.item() == 2
+
+
+@SETTINGS
+@given(seed=seeds, height=st.integers(1, 9), width=st.integers(1, 9), trim=st.floats(0.0, 0.9))
+def test_trim_selection_matches_sorting(seed, height, width, trim):
+    rng = np.random.default_rng(seed)
+    residual = torch.tensor(rng.integers(0, 6, (3, height, width)).astype(float))  # many ties
+    mask = torch.tensor(rng.uniform(size=(3, height, width)) < 0.6)
+    count = mask.flatten(1).sum(1)
+    below, index, extra = trim_selection(residual, mask, trim, count)
+    kept = (residual * below).flatten(1).sum(1) + extra * residual.flatten(1).gather(
+        1, index[:, None]
+    )[:, 0]
+    for n in range(3):
+        values = np.sort(residual[n][mask[n]].numpy())
+        k = int(np.floor((1 - trim) * len(values) + 1e-9))
+        assert kept[n].item() == values[:k].sum()
 
 
 def test_trimmed_loss_drops_the_largest_twenty_percent():

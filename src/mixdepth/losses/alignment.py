@@ -145,13 +145,38 @@ class LstsqAlign(torch.autograd.Function):
         return grad_pred, grad_target, None
 
 
-def median_index(x: Tensor, mask: Tensor, count: Tensor) -> Tensor:
-    """Flat index (B,) of the lower median of the valid pixels of each image (0 if none)."""
+def select_valid_rank(x: Tensor, mask: Tensor, rank: Tensor, common_rank: int) -> Tensor:
+    """Flat index (B,) of the valid value of 0-based rank `rank[b]` in each image of x.
+
+    x: (B, H, W); mask: bool (B, H, W); rank: int64 (B,). One batched selection
+    (`torch.kthvalue`, a quickselect, cheaper than a full sort) serves every image: in image b
+    the first common_rank - rank[b] invalid pixels (in memory order) are set to -inf and the
+    other invalid pixels to +inf, so the wanted value sits at rank `common_rank` in every row.
+    The caller guarantees 0 <= common_rank - rank[b] <= (number of invalid pixels of b).
+    Runs without autograd.
+    """
     with torch.no_grad():
+        flat_mask = mask.flatten(1)
+        below = (common_rank - rank).to(torch.int32)[:, None]
         inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
-        order = torch.sort(torch.where(mask, x, inf).flatten(1), dim=1).indices
-        rank = ((count - 1).clamp_min(0) // 2)[:, None]
-        return order.gather(1, rank)[:, 0]
+        values = torch.where(flat_mask, x.flatten(1), inf)
+        invalid = ~flat_mask
+        invalid_order = invalid.cumsum(1, dtype=torch.int32)  # 1, 2, ... over invalid pixels
+        values.masked_fill_(invalid & (invalid_order <= below), -inf)
+        del invalid, invalid_order
+        return torch.kthvalue(values, common_rank + 1, dim=1).indices
+
+
+def median_index(x: Tensor, mask: Tensor, count: Tensor) -> Tensor:
+    """Flat index (B,) of the lower median of the valid pixels of each image.
+
+    The lower median has rank (M - 1) // 2 among the M valid pixels. Images without valid
+    pixels get an arbitrary index (callers replace their median by 0).
+    """
+    # rank(M) = (M - 1) // 2 and M - rank(M) both grow with M, so with N pixels per image
+    # common rank (N - 1) // 2 leaves room for every image (see select_valid_rank).
+    rank = (count - 1).clamp_min(0) // 2
+    return select_valid_rank(x, mask, rank, (mask.shape[1] * mask.shape[2] - 1) // 2)
 
 
 def masked_median(x: Tensor, mask: Tensor, count: Tensor | None = None) -> Tensor:

@@ -9,7 +9,7 @@ valid pixels of an image.
             1/(2M) sum |r_i|.
 - ssi_trim: as ssi_mae but the sum runs over the floor((1 - trim) * M) smallest |r_i| of
             each image only (the largest residuals are dropped); still divided by 2M as in
-            the paper.
+            the paper. The kept set is found by one batched selection (`trim_selection`).
 
 The alignment (scale, shift, median, MAD) is differentiated through. Reductions: "batch"
 divides the sum over the batch by the sum of 2M over the batch (the reference), "image"
@@ -29,6 +29,7 @@ from mixdepth.losses.alignment import (
     check_inputs,
     masked,
     normalize_median_mad,
+    select_valid_rank,
     valid_counts,
 )
 from mixdepth.losses.gradient import residual_gradient_matching
@@ -54,26 +55,38 @@ def aligned_residual(pred: Tensor, target: Tensor, mask: Tensor, kind: str) -> T
     raise MixdepthError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
 
 
-def trim_keep_mask(
-    abs_residual: Tensor, mask: Tensor, trim: float, count: Tensor | None = None
-) -> Tensor:
-    """Bool (B, H, W): the floor((1 - trim) * M) smallest valid residuals of each image.
+def keep_count(count: Tensor | int, trim: float) -> Tensor | int:
+    """K = floor((1 - trim) * M): how many residuals of an image with M valid pixels are kept."""
+    if isinstance(count, Tensor):
+        return torch.floor((1.0 - trim) * count.to(torch.float64) + KEEP_COUNT_TOLERANCE).long()
+    return math.floor((1.0 - trim) * count + KEEP_COUNT_TOLERANCE)
 
-    count: optional valid counts (B,) if already known. Ties are broken by the sort order,
-    so exactly that many pixels are kept. Computed without autograd (the selection is
-    piecewise constant).
+
+def trim_selection(
+    abs_residual: Tensor, mask: Tensor, trim: float, count: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Which residuals the trimmed loss keeps: the K = floor((1 - trim) * M) smallest valid.
+
+    abs_residual: (B, H, W); mask: bool (B, H, W); count: valid counts (B,). Returns
+    (below, index, extra): `below` bool (B, H, W) marks valid residuals strictly smaller than
+    the K-th smallest one, whose flat position is `index` (B,); `extra` (B,) = K minus the
+    number of pixels in `below` (1 unless the K-th value is tied; 0 when K = 0). The sum of
+    the K smallest residuals is then sum(below * r) + extra * r[index], exactly, ties included.
+    The selection is one batched `torch.kthvalue` (see `select_valid_rank`), without autograd.
     """
-    count = valid_counts(mask) if count is None else count
     with torch.no_grad():
-        keep_count = torch.floor(
-            (1.0 - trim) * count.to(torch.float64) + KEEP_COUNT_TOLERANCE
-        ).to(torch.int64)
-        inf = torch.full((), math.inf, dtype=abs_residual.dtype, device=abs_residual.device)
-        order = torch.sort(torch.where(mask, abs_residual, inf).flatten(1), dim=1).indices
-        ranks = torch.arange(order.shape[1], device=order.device)
-        ranks_kept = ranks[None, :] < keep_count[:, None]
-        keep = torch.zeros_like(mask.flatten(1)).scatter_(1, order, ranks_kept)
-    return keep.view_as(mask)
+        keep = keep_count(count, trim)
+        pixels = mask.shape[1] * mask.shape[2]
+        common_rank = keep_count(pixels, trim) - 1
+        if common_rank < 0:  # images this small keep nothing
+            nothing = torch.zeros_like(count)
+            return torch.zeros_like(mask), nothing, nothing
+        # K(M) - 1 and M - K(M) both grow with M, so the common rank fits every image.
+        index = select_valid_rank(abs_residual, mask, (keep - 1).clamp_min(0), common_rank)
+        threshold = abs_residual.flatten(1).gather(1, index[:, None])
+        below = mask & (abs_residual < threshold[:, :, None]) & (keep > 0)[:, None, None]
+        extra = keep - valid_counts(below)
+    return below, index, extra
 
 
 def data_term_sums(
@@ -83,9 +96,12 @@ def data_term_sums(
     if kind == "mse":
         return residual.square().flatten(1).sum(1)
     magnitude = residual.abs()
-    if kind == "trim":
-        magnitude = masked(magnitude, trim_keep_mask(magnitude, mask, trim, count))
-    return magnitude.flatten(1).sum(1)
+    if kind == "mae":
+        return magnitude.flatten(1).sum(1)
+    count = valid_counts(mask) if count is None else count
+    below, index, extra = trim_selection(magnitude.detach(), mask, trim, count)
+    at_threshold = magnitude.flatten(1).gather(1, index[:, None])[:, 0]
+    return masked(magnitude, below).flatten(1).sum(1) + extra.to(magnitude.dtype) * at_threshold
 
 
 def check_trim(trim: float) -> None:
