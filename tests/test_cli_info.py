@@ -16,3 +16,20 @@ def test_info_prints_versions():
     assert result.exit_code == 0, result.output
     assert torch.__version__ in result.output
     assert "cpu threads" in result.output
+
+
+def test_main_prints_user_errors_in_one_line_with_brackets_intact(monkeypatch, capsys):
+    import pytest
+
+    import mixdepth.cli as cli
+    from mixdepth.errors import MixdepthError
+
+    def failing_app():
+        raise MixdepthError("datasets[1].root: directory not found: /nowhere [x]")
+
+    monkeypatch.setattr(cli, "app", failing_app)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "datasets[1].root: directory not found: /nowhere [x]" in err.replace("\n", "")
