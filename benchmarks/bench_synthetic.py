@@ -30,7 +30,7 @@ from mixdepth.synthetic import TRAIN_FAMILIES, render_family
 from mixdepth.synthetic.personalities import PERSONALITIES
 from mixdepth.synthetic.render import luminance_depth_correlation
 from mixdepth.synthetic.textures import warm_pool
-from mixdepth.synthetic.writer import LAYOUTS, generate_set, make_sample
+from mixdepth.synthetic.writer import LAYOUTS, generate_set, make_sample, worker_pool
 
 
 def cpu_seconds() -> float:
@@ -45,10 +45,16 @@ def run(out: Path, n: int, size: int, workers: int) -> tuple[float, float]:
     names = list(PERSONALITIES)
     per_set = [n // len(names) + (i < n % len(names)) for i in range(len(names))]
     wall, cpu = time.perf_counter(), cpu_seconds()
-    for name, count in zip(names, per_set, strict=True):
-        if count:
-            generate_set(out / name, name, count, seed=1, size=size, workers=workers,
-                         contact_sheet=False)
+    pool = worker_pool(workers) if workers > 1 else None  # one pool for all sets
+    try:
+        for name, count in zip(names, per_set, strict=True):
+            if count:
+                generate_set(out / name, name, count, seed=1, size=size, workers=workers,
+                             contact_sheet=False, pool=pool)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 

@@ -11,7 +11,7 @@ import yaml
 from mixdepth.data import create_dataset
 from mixdepth.errors import ConfigError
 from mixdepth.synthetic.personalities import PERSONALITIES
-from mixdepth.synthetic.writer import generate_preset, generate_set, make_sample
+from mixdepth.synthetic.writer import generate_preset, generate_set, make_sample, worker_pool
 
 SIZE = 48
 
@@ -71,6 +71,10 @@ def test_one_and_two_workers_write_identical_sets(tmp_path):
     for path in sorted((tmp_path / "one").rglob("*.pfm")):
         other = tmp_path / "two" / path.relative_to(tmp_path / "one")
         assert path.read_bytes() == other.read_bytes()
+    with worker_pool(2) as pool:  # a pool shared by several sets gives the same samples
+        shared = generate_set(tmp_path / "shared", "movies-3d", 4, seed=3, size=32, pool=pool)
+    for a, b in zip(_load_all(one), _load_all(shared), strict=True):
+        np.testing.assert_array_equal(a.target, b.target)
 
 
 def test_samples_depend_on_the_seed(tmp_path):

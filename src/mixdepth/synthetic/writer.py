@@ -270,8 +270,9 @@ def _job(args) -> tuple[int, dict, np.ndarray | None]:
     return index, record, tiles
 
 
-def _pool(workers: int):
-    # Workers only run numpy/PIL code, so forking is safe and starts fastest where available.
+def worker_pool(workers: int):
+    """A process pool for `generate_set(..., pool=)` (one pool can serve many sets).
+    Workers only run numpy/PIL code, so forking is safe and starts fastest where available."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     return context.Pool(workers)
@@ -288,14 +289,16 @@ def generate_set(
     progress: Callable[[int], None] | None = None,
     contact_sheet: bool = True,
     overwrite: bool = False,
+    pool=None,
 ) -> dict:
     """Generate `n` samples of `personality` into `out` in its real dataset layout.
 
     families: scene families to draw from (default: the personality's). workers: processes
     (results do not depend on it). progress: called with 1 after each sample. A non-empty
     `out` is refused (stale files of an earlier set would be read with the new ones) unless
-    overwrite=True, which deletes it first. Returns the set's entry for mix.yaml: name,
-    dataset, root, split, space, families, n, size, seed.
+    overwrite=True, which deletes it first. pool: a `worker_pool` to run on instead of
+    starting `workers` new processes. Returns the set's entry for mix.yaml: name, dataset,
+    root, split, space, families, n, size, seed.
     """
     p = get_personality(personality)
     families = tuple(check_family(f) for f in (families or p.families))
@@ -330,14 +333,17 @@ def generate_set(
         if progress is not None:
             progress(1)
 
-    if workers == 1:
+    if pool is not None:
+        for result in pool.imap(_job, jobs, chunksize=1):
+            collect(result)
+    elif workers == 1:
         for job in jobs:
             collect(_job(job))
     else:
         if n >= 64:  # a set this large uses nearly every pool texture in each worker
             warm_pool()  # so build them once here; forked workers inherit them
-        with _pool(workers) as pool:
-            for result in pool.imap(_job, jobs, chunksize=1):
+        with worker_pool(workers) as own_pool:
+            for result in own_pool.imap(_job, jobs, chunksize=1):
                 collect(result)
     if layout.finish is not None:
         layout.finish(root, records, p.space)
@@ -379,17 +385,27 @@ def generate_preset(
 
     out = Path(out)
     train, heldout = [], []
-    for name, p in PERSONALITIES.items():
-        families = tuple(f for f in p.families if f in TRAIN_FAMILIES)
-        bar = progress(f"train/{name}", n_per_set) if progress else None
-        entry = generate_set(out / "train" / name, name, n_per_set, seed, size, families,
-                             workers, bar, overwrite=overwrite)
-        train.append({**entry, "root": f"train/{name}"})
-    for family in HELDOUT_FAMILIES:
-        bar = progress(f"heldout/{family}", n_per_set) if progress else None
-        entry = generate_set(out / "heldout" / family, HELDOUT, n_per_set, seed, size,
-                             (family,), workers, bar, overwrite=overwrite)
-        heldout.append({**entry, "name": family, "root": f"heldout/{family}"})
+    pool = None
+    if workers > 1:
+        if n_per_set >= 16:
+            warm_pool()  # every set of the preset draws from the same textures
+        pool = worker_pool(workers)
+    try:
+        for name, p in PERSONALITIES.items():
+            families = tuple(f for f in p.families if f in TRAIN_FAMILIES)
+            bar = progress(f"train/{name}", n_per_set) if progress else None
+            entry = generate_set(out / "train" / name, name, n_per_set, seed, size, families,
+                                 workers, bar, overwrite=overwrite, pool=pool)
+            train.append({**entry, "root": f"train/{name}"})
+        for family in HELDOUT_FAMILIES:
+            bar = progress(f"heldout/{family}", n_per_set) if progress else None
+            entry = generate_set(out / "heldout" / family, HELDOUT, n_per_set, seed, size,
+                                 (family,), workers, bar, overwrite=overwrite, pool=pool)
+            heldout.append({**entry, "name": family, "root": f"heldout/{family}"})
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     mix = {
         "preset": preset,
         "seed": seed,
