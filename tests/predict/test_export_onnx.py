@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from predict_helpers import random_image
 from typer.testing import CliRunner
 
-from conftest import random_image
 from mixdepth import models
 from mixdepth.cli import app
 from mixdepth.errors import FileFormatError, MixdepthError

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from predict_helpers import random_image
 from typer.testing import CliRunner
 
-from conftest import random_image
 from mixdepth.cli import app, main
 from mixdepth.cli.predict import collect_inputs, output_names
 from mixdepth.predict import Predictor, max_relative_difference

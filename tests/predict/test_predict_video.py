@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from predict_helpers import random_image
 from typer.testing import CliRunner
 
-from conftest import random_image
 from mixdepth.cli import app
 from mixdepth.errors import FileFormatError
 from mixdepth.predict import Predictor, max_relative_difference

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from predict_helpers import random_image, random_tiny, with_input_size
 
 import mixdepth
 import mixdepth.predict as predict_module
-from conftest import random_image, random_tiny, with_input_size
 from mixdepth.data.transforms import network_input_shape
 from mixdepth.errors import ConfigError, MixdepthError
 from mixdepth.predict import (
