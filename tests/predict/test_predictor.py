@@ -210,3 +210,9 @@ def test_incompatible_weights_fail_with_the_file_name(tmp_path, tiny_model):
     save_file(state, str(path), metadata={"model": "tiny"})
     with pytest.raises(MixdepthError, match="incomplete.safetensors.*output_conv"):
         Predictor(weights=path)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 120), (3, 2)])
+def test_tiny_and_sliver_images(predictor, shape):
+    result = predictor.predict(np.zeros((*shape, 3), np.uint8))
+    assert result.shape == shape and np.isfinite(result).all()
