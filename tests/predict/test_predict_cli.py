@@ -31,7 +31,7 @@ def test_folder_with_a_corrupt_file(tmp_path, tiny_weights):
     first = save(inputs / "a" / "x.png", random_image(40, 56, seed=1))
     save(inputs / "b" / "x.png", random_image(48, 48, seed=2))
     save(inputs / "b" / "deep" / "y.jpg", random_image(36, 60, seed=3))
-    (inputs / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (inputs / "b" / "[red]broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     (inputs / ".hidden.png").write_bytes(b"ignored")
     out = tmp_path / "out"
     result = CliRunner().invoke(
@@ -39,7 +39,7 @@ def test_folder_with_a_corrupt_file(tmp_path, tiny_weights):
               "--format", "pfm,png16,color,npy,ply", "--batch-size", "2", "--side-by-side"],
     )
     assert result.exit_code == 1, result.output
-    assert "broken.png" in result.output and "1 input(s) failed" in result.output
+    assert "[red]broken.png" in result.output and "1 input(s) failed" in result.output
     assert ".hidden" not in result.output
     assert "3 image(s)" in result.output
     for name in ("a/x", "b/x", "y"):

@@ -145,12 +145,13 @@ def predict(
     """
     import torch
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mixdepth.errors import ConfigError, MixdepthError
     from mixdepth.outputs import check_colormap, output_path, parse_formats, write_outputs
     from mixdepth.predict import Predictor, to_rgb_array
-    from mixdepth.video import is_video, predict_video
+    from mixdepth.video import is_video, predict_video, video_info
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     chosen = parse_formats(formats)
@@ -169,7 +170,7 @@ def predict(
     collected = collect_inputs(inputs, exclude=output)
     failures = list(collected.failures)
     for argument, reason in failures:
-        console.print(f"[red]skipped[/] {argument}: {reason}")
+        console.print(f"[red]skipped[/] {escape(argument)}: {escape(reason)}")
     files = collected.files
     names = dict(zip(files, output_names(files), strict=True))
     videos = [f for f in files if is_video(f)]
@@ -180,7 +181,7 @@ def predict(
     def fail(path: Path, err: Exception) -> None:
         message = str(err) if str(path) in str(err) else f"{path}: {err}"
         failures.append((str(path), message))
-        console.print(f"[red]skipped[/] {message}")
+        console.print(f"[red]skipped[/] {escape(message)}")
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -207,11 +208,9 @@ def predict(
                     fail(path, err)
             progress.advance(task, len(images[start : start + batch_size]))
         for path in videos:
-            from mixdepth.video import video_info
-
             try:
                 frames = video_info(path)[1] or None
-                task = progress.add_task(f"{path.name}", total=frames)
+                task = progress.add_task(escape(path.name), total=frames)
                 written += predict_video(
                     predictor, path, output / names[path], chosen, colormap, side_by_side, fov,
                     stabilize, batch_size, on_frames=lambda n, t=task: progress.advance(t, n),
@@ -222,10 +221,10 @@ def predict(
     kinds = Counter(_kind(p) for p in written)
     summary = ", ".join(f"{count} {kind}" for kind, count in kinds.items()) or "nothing"
     done_videos = len(videos) - sum(1 for f, _ in failures if Path(f) in set(videos))
-    Console(highlight=False, soft_wrap=True).print(
+    Console(highlight=False, soft_wrap=True).print(escape(
         f"{predictor.config.name}: {done_images} image(s), {done_videos} video(s) -> "
         f"{output}/: {summary}"
-    )
+    ))
     if failures:
         console.print(f"[red]{len(failures)} input(s) failed[/]")
         raise typer.Exit(code=1)
