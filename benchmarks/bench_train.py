@@ -6,6 +6,7 @@ on the same batch:
 - baseline: one forward-backward of ONE dataset's share (the SSI loss on `share` images);
 - uniform:  one step with the whole batch (one forward-backward of T x share images);
 - pareto:   one step with per-dataset forward-backward, the min-norm solve, the update.
+Times are CPU time of the process on CPU (run with one thread) and wall time on CUDA.
 It prints steps/s, the peak growth of resident memory from just before the first call of a
 measurement (gradients, activations, optimiser state; on CUDA the peak allocated memory),
 and the ratio of a Pareto step to the baseline; target: ratio <= T + 0.5.
@@ -129,21 +130,25 @@ def measure(calls: dict, steps: int, device: torch.device) -> dict[str, tuple[fl
 
     Each call first runs twice on its own under the memory watch (warm-up); then the calls are
     timed round-robin, `steps` rounds, so that all see the same machine load, and the
-    fastest time of each is kept (the figure least disturbed by other work)."""
+    fastest time of each is kept (the figure least disturbed by other work). On CPU the time
+    is the process's CPU time, so use --threads 1 there."""
     memory = {}
     for name, fn in calls.items():
         with PeakMemory(device) as watch:
             fn()
             fn()
         memory[name] = watch.megabytes
+    # CPU: the process's CPU time (one thread), which other jobs on the machine disturb far
+    # less than wall time; CUDA: wall time after synchronising
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(steps):
         for name, fn in calls.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: (min(times[name]), memory[name]) for name in calls}
 
 

@@ -56,10 +56,19 @@ def _support_refinement(gram: np.ndarray, w: np.ndarray) -> np.ndarray:
     return w
 
 
+def _duality_gap(gram: np.ndarray, w: np.ndarray) -> float:
+    """Frank-Wolfe gap of w^T G w at w: grad.w - min(grad); zero exactly at the optimum."""
+    grad = 2.0 * (gram @ w)
+    return float(grad @ w - grad.min())
+
+
 def min_norm_weights_from_gram(
-    gram: np.ndarray, max_iter: int = 2000, tol: float = 1e-12
+    gram: np.ndarray, max_iter: int = 2000, tol: float = 1e-12, gap_tol: float = 1e-11
 ) -> np.ndarray:
-    """Simplex weights (T,) minimising w^T G w for a symmetric PSD Gram matrix G (T, T)."""
+    """Simplex weights (T,) minimising w^T G w for a symmetric PSD Gram matrix G (T, T).
+
+    Stops when the duality gap (relative to the largest squared gradient norm) is below
+    gap_tol, when the iterates move less than tol, or after max_iter iterations."""
     gram = np.asarray(gram, dtype=np.float64)
     gram = 0.5 * (gram + gram.T)
     n = gram.shape[0]
@@ -85,7 +94,11 @@ def min_norm_weights_from_gram(
             if value < best:
                 w, best = candidate, value
     y, momentum = w.copy(), 1.0
-    for _ in range(max_iter):
+    for iteration in range(max_iter):
+        if iteration % 8 == 0:  # once the support is found, its exact solution ends the search
+            refined = _support_refinement(gram, w)
+            if _duality_gap(gram, refined) <= gap_tol:
+                return refined
         w_next = project_to_simplex(y - step * 2.0 * (gram @ y))
         momentum_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum * momentum))
         y = w_next + ((momentum - 1.0) / momentum_next) * (w_next - w)

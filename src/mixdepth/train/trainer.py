@@ -324,6 +324,7 @@ class Trainer:
             )
         except ValueError as err:
             raise ConfigError(f"batch_size: {err}") from None
+        self._pareto: tuple | None = None
         self.step = 0
         self.history: list[dict] = []
         self.checkpoint_path: Path | None = None
@@ -500,29 +501,43 @@ class Trainer:
     def _sync_context(self):
         return self.ddp_model.no_sync() if self.dist.enabled else nullcontext()
 
+    def _pareto_buffers(self) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(per-dataset gradients (T, P), update direction (P,), its views shaped like the
+        parameters), allocated once and reused every step."""
+        if self._pareto is None:
+            total = sum(p.numel() for p in self.params)
+            grads = torch.zeros(len(self.datasets), total, device=self.device)
+            direction = torch.zeros(total, device=self.device)
+            views, offset = [], 0
+            for p in self.params:
+                views.append(direction[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+            self._pareto = (grads, direction, views)
+        return self._pareto
+
     def _step_pareto_full(self, batch: dict) -> tuple[dict, dict]:
         """One gradient per dataset, averaged over ranks, min-norm weights, weighted sum."""
         logs: dict[str, float] = {}
-        rows_per_dataset = self._rows(batch)
-        sizes = [p.numel() for p in self.params]
-        grads = torch.zeros(len(self.datasets), sum(sizes), device=self.device)
+        grads, direction, views = self._pareto_buffers()
         present = torch.zeros(len(self.datasets), device=self.device)
         loss_values = torch.zeros(len(self.datasets), device=self.device)
         with self._sync_context():
-            for d, rows in rows_per_dataset:
+            for d, rows in self._rows(batch):
                 part = _select(batch, rows)
                 pred = self._predict(self.ddp_model, part["image"])
                 loss, terms = self.losses[d](pred, part)
                 weighted = self.config.datasets[d].weight * loss
                 task_grads = torch.autograd.grad(weighted, self.params, allow_unused=True)
-                offset = 0
-                for g, size in zip(task_grads, sizes, strict=True):
-                    if g is not None:
-                        grads[d, offset : offset + size] = g.reshape(-1)
-                    offset += size
+                flat = [
+                    p.new_zeros(p.numel()) if g is None else g.reshape(-1)
+                    for p, g in zip(self.params, task_grads, strict=True)
+                ]
+                torch.cat(flat, out=grads[d])  # one copy (slice assignments cost ~50 us each)
                 present[d] = 1.0
                 loss_values[d] = weighted.detach()
                 self._log_terms(logs, d, loss, terms)
+        for d in torch.nonzero(present == 0).flatten().tolist():
+            grads[d].zero_()  # not in this rank's batch (naive batches only)
         if self.dist.enabled:
             dist.all_reduce(grads)
             dist.all_reduce(present)
@@ -534,14 +549,15 @@ class Trainer:
             # combination of the rescaled gradients is still a common descent direction
             size = grads.norm(dim=1) if self.config.pareto_normalize == "l2" else loss_values
             grads *= torch.where(size > 1e-12, 1.0 / size.clamp(min=1e-12), 0.0).unsqueeze(1)
-        active = torch.nonzero(present > 0).flatten()
-        weights = torch.zeros(len(self.datasets), device=self.device)
-        weights[active] = min_norm_weights(grads[active])
-        direction = weights @ grads  # a fresh buffer; parameters' grads become views into it
-        offset = 0
-        for p, size in zip(self.params, sizes, strict=True):
-            p.grad = direction[offset : offset + size].view_as(p)
-            offset += size
+        if bool((present > 0).all()):
+            weights = min_norm_weights(grads)
+        else:
+            active = torch.nonzero(present > 0).flatten()
+            weights = torch.zeros(len(self.datasets), device=self.device)
+            weights[active] = min_norm_weights(grads[active])
+        torch.mv(grads.t(), weights, out=direction)
+        for p, view in zip(self.params, views, strict=True):
+            p.grad = view
         return logs, {self.labels[d]: float(weights[d]) for d in range(len(self.datasets))}
 
     def _step_pareto_ub(self, batch: dict) -> tuple[dict, dict]:
