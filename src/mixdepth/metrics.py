@@ -82,8 +82,15 @@ def zero_shot_metrics(pred_disparity, gt_depth, mask=None, cap: float = 80.0) ->
         )
     scale, shift = align_lstsq(pred[None], gt_disparity[None], valid[None])
     aligned = (scale[0] * pred[valid] + shift[0]).clamp_min(1.0 / cap)
-    depth = 1.0 / aligned
-    target = gt[valid]
+    return depth_errors(1.0 / aligned, gt[valid])
+
+
+def depth_errors(depth: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """The standard depth metrics of predicted vs ground-truth depths, no alignment.
+
+    depth, target: 1-D float64 tensors of the valid pixels' depths (> 0), same length >= 1.
+    Keys and formulas as in `zero_shot_metrics` (deltas as fractions, bad_pixel in percent).
+    """
     diff = depth - target
     ratio = torch.maximum(depth / target, target / depth)
     return {

@@ -22,7 +22,7 @@ import torch
 
 from mixdepth.data.sample import depth_to_disparity
 from mixdepth.losses.alignment import align_lstsq, masked_median
-from mixdepth.metrics import BAD_PIXEL_THRESHOLD, zero_shot_metrics
+from mixdepth.metrics import depth_errors, zero_shot_metrics
 
 Alignment = Literal["disparity", "depth", "median", "none"]
 ALIGNMENTS: tuple[str, ...] = ("disparity", "depth", "median", "none")
@@ -39,18 +39,7 @@ def depth_metrics(pred_depth: np.ndarray, gt_depth: np.ndarray, mask: np.ndarray
     """
     depth = torch.from_numpy(np.asarray(pred_depth, dtype=np.float64)[mask])
     target = torch.from_numpy(np.asarray(gt_depth, dtype=np.float64)[mask])
-    diff = depth - target
-    ratio = torch.maximum(depth / target, target / depth)
-    return {
-        "absrel": float((diff.abs() / target).mean()),
-        "sqrel": float((diff**2 / target).mean()),
-        "rmse": float(torch.sqrt((diff**2).mean())),
-        "rmse_log": float(torch.sqrt(((torch.log(depth) - torch.log(target)) ** 2).mean())),
-        "delta1": float((ratio < BAD_PIXEL_THRESHOLD).double().mean()),
-        "delta2": float((ratio < BAD_PIXEL_THRESHOLD**2).double().mean()),
-        "delta3": float((ratio < BAD_PIXEL_THRESHOLD**3).double().mean()),
-        "bad_pixel": 100.0 * float((ratio > BAD_PIXEL_THRESHOLD).double().mean()),
-    }
+    return depth_errors(depth, target)
 
 
 def aligned_depth(
