@@ -326,6 +326,27 @@ def test_std_conv_gradients():
     assert torch.autograd.gradcheck(run, (x, weight))
 
 
+def test_std_conv_cache_follows_weight_changes():
+    torch.manual_seed(0)
+    conv = StdConv2dSame(3, 4, 3)
+    x = torch.randn(1, 3, 6, 6)
+    with torch.no_grad():
+        before = conv(x)
+        assert torch.equal(conv(x), before)  # served from the cache
+        conv.weight[0].neg_()  # in-place change: the cache must not be reused
+        after = conv(x)
+    assert torch.allclose(after[0, 0], -before[0, 0], atol=1e-5)
+    assert torch.allclose(after[0, 1:], before[0, 1:])
+    with torch.no_grad():
+        conv.weight = torch.nn.Parameter(torch.randn_like(conv.weight))  # a new tensor
+        fresh = conv(x)
+    conv.weight.grad = None
+    out = conv(x)  # gradients on: recomputed, differentiable
+    assert torch.allclose(out, fresh)
+    out.sum().backward()
+    assert conv.weight.grad is not None
+
+
 def test_max_pool_same_never_picks_padding():
     x = -torch.rand(1, 2, 9, 6) - 1.0  # all values below -1; zero padding would win
     y = MaxPool2dSame(3, 2)(x)

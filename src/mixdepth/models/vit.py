@@ -63,6 +63,10 @@ class StdConv2dSame(nn.Conv2d):
     ``(w - mean) / (std + 1e-5)``; the outputs differ by about 1e-4 relative.) Stride-1 convs
     use the equivalent symmetric padding; strided ones pad asymmetrically at run time (extra
     row/column at the bottom/right).
+
+    With gradients disabled (``torch.no_grad``/``inference_mode``) the standardised weight is
+    cached until the weight changes (in-place update, new tensor, dtype or device), which saves
+    about a tenth of DPT-Hybrid's inference time; with gradients on it is always recomputed.
     """
 
     def __init__(
@@ -80,17 +84,31 @@ class StdConv2dSame(nn.Conv2d):
             in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias
         )
         self.eps = eps
+        self._cached: tuple[tuple, torch.Tensor] | None = None
 
     def standardized_weight(self) -> torch.Tensor:
         """The standardised filters, computed in at least float32 (also for bf16 weights)."""
+        use_cache = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        if use_cache:
+            w = self.weight  # the cache keeps w alive, so its storage cannot be reused
+            key = (w, w.data_ptr(), w._version, w.dtype, w.device, self.eps)
+            if self._cached is not None and _same_key(self._cached[0], key):
+                return self._cached[1]
         weight = self.weight.to(torch.promote_types(self.weight.dtype, torch.float32))
         var, mean = torch.var_mean(weight, dim=(1, 2, 3), keepdim=True, unbiased=False)
-        return ((weight - mean) * torch.rsqrt(var + self.eps)).to(self.weight.dtype)
+        standardized = ((weight - mean) * torch.rsqrt(var + self.eps)).to(self.weight.dtype)
+        self._cached = (key, standardized) if use_cache else None
+        return standardized
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dynamic_pad:
             x = _pad_same(x, self.kernel_size[0], self.stride[0])
         return F.conv2d(x, self.standardized_weight(), self.bias, self.stride, self.padding)
+
+
+def _same_key(a: tuple, b: tuple) -> bool:
+    """Cache keys of StdConv2dSame: the same weight object, storage, version, dtype, device."""
+    return a[0] is b[0] and a[1:] == b[1:]
 
 
 class MaxPool2dSame(nn.Module):
