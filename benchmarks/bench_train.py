@@ -180,9 +180,9 @@ def main() -> None:
                     part = collate_slots([reader[Slot(0, i, i)] for i in range(args.share)])
 
                     def one_share(trainer=trainer, part=part):
-                        trainer._train_mode()
+                        trainer.set_train_mode()
                         trainer.optimizer.zero_grad(set_to_none=True)
-                        pred = trainer._predict(trainer.model, part["image"])
+                        pred = trainer.forward_disparity(trainer.model, part["image"])
                         trainer.losses[0](pred, part)[0].backward()
 
                     calls["baseline"] = one_share

@@ -38,7 +38,7 @@ def _fixed_batches(datasets):
 def _losses(trainer, batches):
     with torch.no_grad():
         return [
-            float(trainer.losses[d](trainer._predict(trainer.model, b["image"]), b)[0])
+            float(trainer.losses[d](trainer.forward_disparity(trainer.model, b["image"]), b)[0])
             for d, b in enumerate(batches)
         ]
 
@@ -76,7 +76,7 @@ def test_pareto_update_is_the_min_norm_combination_of_dataset_gradients(tmp_path
     batch = collate_slots(
         [SlotDataset(datasets)[slot] for slot in trainer.sampler.rank_batch(0)]
     )
-    trainer._train_mode()
+    trainer.set_train_mode()
     # reference: one forward/backward per dataset share, each on its own
     grads, losses = [], []
     for d in range(3):
@@ -84,7 +84,7 @@ def test_pareto_update_is_the_min_norm_combination_of_dataset_gradients(tmp_path
         part = {k: (v[rows] if torch.is_tensor(v) else [v[i] for i in rows.tolist()])
                 for k, v in batch.items()}
         trainer.model.zero_grad()
-        loss, _ = trainer.losses[d](trainer._predict(trainer.model, part["image"]), part)
+        loss, _ = trainer.losses[d](trainer.forward_disparity(trainer.model, part["image"]), part)
         loss.backward()
         losses.append(float(loss.detach()))
         grads.append(torch.cat([torch.zeros(p.numel()) if p.grad is None else p.grad.flatten()

@@ -65,7 +65,7 @@ def plot_predictions(trainer: Any, path: str | Path) -> None:
     was_training = model.training
     model.eval()
     try:
-        pred = trainer._predict(model, batch["image"].to(trainer.device)).cpu().numpy()
+        pred = trainer.forward_disparity(model, batch["image"].to(trainer.device)).cpu().numpy()
     finally:
         model.train(was_training)
     images = batch["image"].permute(0, 2, 3, 1).numpy()

@@ -458,29 +458,31 @@ class Trainer:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def _predict(self, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    def forward_disparity(self, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, H, W) RGB in [0, 1] -> float32 (B, H, W) predicted disparity."""
         from mixdepth.models import normalize
 
         with self._autocast():
             pred = module(normalize(images, self.model_config))
         return pred.float()
 
-    def _train_mode(self) -> None:
+    def set_train_mode(self) -> None:
+        """Training mode; BatchNorm stays in eval mode with model.freeze_batchnorm."""
         self.model.train()
         if self.config.model.freeze_batchnorm:
             freeze_batchnorm(self.model)
 
     def _step_weighted_sum(self, batch: dict) -> tuple[dict, dict]:
         """naive / uniform: total = sum_d (n_d / n) w_d L_d over one forward of the batch."""
-        pred = self._predict(self.ddp_model, batch["image"])
-        total = pred.sum() * 0.0  # keeps every rank's graph connected to all outputs
+        pred = self.forward_disparity(self.ddp_model, batch["image"])
         logs: dict[str, float] = {}
         n = batch["image"].shape[0]
+        weighted = []
         for d, rows in self._rows(batch):
             loss, terms = self.losses[d](pred[rows], _select(batch, rows))
-            total = total + (rows.numel() / n) * self.config.datasets[d].weight * loss
+            weighted.append((rows.numel() / n) * self.config.datasets[d].weight * loss)
             self._log_terms(logs, d, loss, terms)
-        total.backward()
+        torch.stack(weighted).sum().backward()
         return logs, {}
 
     def _rows(self, batch: dict) -> list[tuple[int, torch.Tensor]]:
@@ -524,7 +526,7 @@ class Trainer:
         with self._sync_context():
             for d, rows in self._rows(batch):
                 part = _select(batch, rows)
-                pred = self._predict(self.ddp_model, part["image"])
+                pred = self.forward_disparity(self.ddp_model, part["image"])
                 loss, terms = self.losses[d](pred, part)
                 weighted = self.config.datasets[d].weight * loss
                 task_grads = torch.autograd.grad(weighted, self.params, allow_unused=True)
@@ -563,7 +565,7 @@ class Trainer:
     def _step_pareto_ub(self, batch: dict) -> tuple[dict, dict]:
         """Min-norm weights from the gradients with respect to the network output."""
         logs: dict[str, float] = {}
-        pred = self._predict(self.ddp_model, batch["image"])
+        pred = self.forward_disparity(self.ddp_model, batch["image"])
         pred_leaf = pred.detach().requires_grad_(True)
         out_grads = torch.zeros(len(self.datasets), pred.numel(), device=self.device)
         for d, rows in self._rows(batch):
@@ -584,7 +586,7 @@ class Trainer:
 
     def train_step(self, batch: dict) -> tuple[dict, dict]:
         """One optimisation step on this rank's batch; returns (loss logs, MGDA weights)."""
-        self._train_mode()
+        self.set_train_mode()
         self.optimizer.zero_grad(set_to_none=True)
         if self.config.mixing != "pareto":
             logs, weights = self._step_weighted_sum(batch)
