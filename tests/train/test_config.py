@@ -137,3 +137,36 @@ def test_load_config_file(tmp_path):
 def test_shipped_configs_are_valid(path):
     config = load_config(path, check_paths=False)
     assert config.datasets
+
+
+def test_datasets_from_a_synthetic_mix_file(tmp_path):
+    for name in ("indoor-rgbd", "ordinal"):
+        (tmp_path / "synth" / "train" / name).mkdir(parents=True)
+    mix = {
+        "preset": "default-mix",
+        "train": [
+            {"name": "indoor-rgbd", "dataset": "tum", "root": "train/indoor-rgbd", "split": None},
+            {"name": "ordinal", "dataset": "diw", "root": "train/ordinal", "split": "train"},
+        ],
+    }
+    (tmp_path / "synth" / "mix.yaml").write_text(yaml.safe_dump(mix))
+    (tmp_path / "extra").mkdir()
+    config = config_from_dict(
+        {
+            "mix": str(tmp_path / "synth" / "mix.yaml"),
+            "datasets": [{"name": "sintel", "root": str(tmp_path / "extra")}],
+            "out_dir": str(tmp_path / "run"),
+            "batch_size": 6,
+        }
+    )
+    assert [(d.name, d.label, d.split) for d in config.datasets] == [
+        ("tum", "indoor-rgbd", None), ("diw", "ordinal", "train"), ("sintel", None, None)
+    ]
+    assert config.datasets[1].root == str(tmp_path / "synth" / "train" / "ordinal")
+    assert config_from_dict(config.to_dict()) == config  # the saved config lists every set
+    with pytest.raises(ConfigError, match=r"^mix: file not found"):
+        config_from_dict({"mix": str(tmp_path / "none.yaml"), "out_dir": "x"})
+    mix["train"][1].pop("root")
+    (tmp_path / "synth" / "mix.yaml").write_text(yaml.safe_dump(mix))
+    with pytest.raises(ConfigError, match=r"train\[1\] lacks root"):
+        config_from_dict({"mix": str(tmp_path / "synth" / "mix.yaml"), "out_dir": "x"})

@@ -95,8 +95,9 @@ class AugmentConfig:
 class TrainConfig:
     """Everything a training run needs; see docs/training.md for each key."""
 
-    datasets: list[DatasetConfig]
     out_dir: str
+    datasets: list[DatasetConfig] = field(default_factory=list)
+    mix: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     mixing: Literal["naive", "uniform", "pareto"] = "uniform"
     pareto_mode: Literal["full", "ub"] = "full"
@@ -257,7 +258,7 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
         if not 0.0 <= beta < 1.0:
             raise ConfigError(f"optimizer.betas[{i}]: must be in [0, 1), got {beta}")
     if not config.datasets:
-        raise ConfigError("datasets: at least one dataset is required")
+        raise ConfigError("datasets: at least one dataset is required (or a mix: file)")
     labels = set()
     for i, ds in enumerate(config.datasets):
         if ds.weight <= 0:
@@ -296,9 +297,45 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
         )
 
 
+def datasets_from_mix(path: str | Path) -> list[DatasetConfig]:
+    """The training sets listed in a `mix.yaml` written by `mixdepth synth --preset` (its
+    `train` entries: name, dataset, root relative to the file's folder, split)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"mix: file not found: {path}")
+    try:
+        mix = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"mix: {path} is not valid YAML: {err}") from None
+    entries = mix.get("train") if isinstance(mix, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"mix: {path} has no list of `train` sets")
+    datasets = []
+    for i, entry in enumerate(entries):
+        missing = [k for k in ("name", "dataset", "root") if not isinstance(entry, dict)
+                   or not isinstance(entry.get(k), str)]
+        if missing:
+            raise ConfigError(f"mix: {path}: train[{i}] lacks {', '.join(missing)}")
+        datasets.append(
+            DatasetConfig(
+                name=entry["dataset"],
+                root=str(path.parent / entry["root"]),
+                split=entry.get("split"),
+                label=entry["name"],
+            )
+        )
+    return datasets
+
+
 def config_from_dict(data: Any, check_paths: bool = True) -> TrainConfig:
-    """Validate a mapping (as read from YAML) into a TrainConfig; ConfigError names the key."""
+    """Validate a mapping (as read from YAML) into a TrainConfig; ConfigError names the key.
+
+    With `mix: PATH/mix.yaml` the mix's training sets come first in `datasets`, followed by
+    any listed under `datasets`."""
     config = _from_dict(TrainConfig, data, "")
+    if config.mix is not None:
+        config.datasets = datasets_from_mix(config.mix) + config.datasets
+        config.mix = None  # expanded: the config now lists every dataset itself
     _check_values(config, check_paths)
     return config
 
@@ -389,5 +426,6 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "dataset_labels",
+    "datasets_from_mix",
     "load_config",
 ]
