@@ -19,7 +19,7 @@ from conftest import ToyDepthDataset, toy_config
 from mixdepth.models import create
 from mixdepth.train import train
 
-MIXINGS = ("uniform", "pareto")
+MIXINGS = ("uniform", "pareto", "pareto-ub")
 
 
 def _datasets():
@@ -30,9 +30,11 @@ def _datasets():
     ]
 
 
-def _config(root, mixing):
+def _config(root, variant):
+    mixing, _, mode = variant.partition("-")
     config = toy_config(
-        root / mixing, mixing=mixing, n_datasets=3, steps=2, batch_size=12,
+        root / variant, mixing=mixing, pareto_mode=mode or "full", n_datasets=3, steps=2,
+        batch_size=12,
         checkpoint_every=100, model={"name": "tiny", "freeze_batchnorm": True,
                                      "options": {"width": 0.25, "features": 8, "head_hidden": 8}},
         # Adam divides by sqrt(v) + eps: with the default eps a gradient component of 1e-9
