@@ -1,5 +1,5 @@
 """Two CPU processes (gloo, localhost) train the same parameters as one process with the
-same global batch. BatchNorm is frozen (eval mode) for the comparison: with batch statistics,
+same global batch, for every mixing strategy. BatchNorm is frozen (eval mode) for the comparison: with batch statistics,
 each rank would normalise its own half of the batch and the runs would legitimately differ.
 
 The two ranks are forked from the test process after the single-process runs, so they
@@ -19,7 +19,7 @@ from conftest import ToyDepthDataset, toy_config
 from mixdepth.models import create
 from mixdepth.train import train
 
-MIXINGS = ("uniform", "pareto", "pareto-ub")
+MIXINGS = ("naive", "uniform", "pareto", "pareto-ub")
 
 
 def _datasets():
