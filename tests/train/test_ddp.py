@@ -1,6 +1,7 @@
 """Two CPU processes (gloo, localhost) train the same parameters as one process with the
-same global batch, for every mixing strategy. BatchNorm is frozen (eval mode) for the comparison: with batch statistics,
-each rank would normalise its own half of the batch and the runs would legitimately differ.
+same global batch, for every mixing strategy. BatchNorm is frozen (eval mode) for the
+comparison: with batch statistics, each rank would normalise its own half of the batch and
+the runs would legitimately differ.
 
 The two ranks are forked from the test process after the single-process runs, so they
 inherit its imports (re-importing torch in fresh processes would dominate the test time);
