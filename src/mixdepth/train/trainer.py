@@ -521,8 +521,8 @@ class Trainer:
         """One gradient per dataset, averaged over ranks, min-norm weights, weighted sum."""
         logs: dict[str, float] = {}
         grads, direction, views = self._pareto_buffers()
-        present = torch.zeros(len(self.datasets), device=self.device)
-        loss_values = torch.zeros(len(self.datasets), device=self.device)
+        present_list = [0.0] * len(self.datasets)
+        loss_list = [0.0] * len(self.datasets)
         with self._sync_context():
             for d, rows in self._rows(batch):
                 part = _select(batch, rows)
@@ -535,11 +535,14 @@ class Trainer:
                     for p, g in zip(self.params, task_grads, strict=True)
                 ]
                 torch.cat(flat, out=grads[d])  # one copy (slice assignments cost ~50 us each)
-                present[d] = 1.0
-                loss_values[d] = weighted.detach()
+                present_list[d] = 1.0
+                loss_list[d] = float(weighted.detach())
                 self._log_terms(logs, d, loss, terms)
-        for d in torch.nonzero(present == 0).flatten().tolist():
-            grads[d].zero_()  # not in this rank's batch (naive batches only)
+        for d, here in enumerate(present_list):
+            if not here:
+                grads[d].zero_()  # not in this rank's batch (naive batches only)
+        present = torch.tensor(present_list, device=self.device)
+        loss_values = torch.tensor(loss_list, device=self.device)
         if self.dist.enabled:
             dist.all_reduce(grads)
             dist.all_reduce(present)
