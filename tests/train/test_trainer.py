@@ -231,3 +231,20 @@ def test_resume_with_another_strategy_and_uneven_batches_are_config_errors(tmp_p
     with pytest.raises(ConfigError, match=r"^batch_size: uniform mixing splits every batch"):
         train(toy_config(tmp_path / "b", "uniform", batch_size=6, n_datasets=4),
               datasets=datasets * 2)
+
+
+def test_zero_gradient_datasets_are_left_out_of_the_min_norm_solve(tmp_path):
+    """A zero gradient would make the min-norm point zero and stop training for every dataset;
+    it is excluded (no direction changes its loss to first order)."""
+    trainer = Trainer(load_config(_three_config(tmp_path, "pareto"), check_paths=False),
+                      datasets=_three_datasets())
+    g = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    weights = trainer._solve_weights(g @ g.T, torch.ones(3))
+    assert weights[1] == 0
+    assert torch.allclose(weights, torch.tensor([0.8, 0.0, 0.2]), atol=1e-6)
+    absent = trainer._solve_weights(g @ g.T, torch.tensor([0.0, 1.0, 1.0]))
+    assert torch.allclose(absent, torch.tensor([0.0, 0.0, 1.0]))
+    with pytest.raises(FloatingPointError, match="toy2"):
+        bad = g.clone()
+        bad[2, 0] = float("nan")
+        trainer._solve_weights(bad @ bad.T, torch.ones(3))

@@ -46,7 +46,7 @@ from mixdepth.train.checkpoint import (
     write_json,
 )
 from mixdepth.train.config import TrainConfig, dataset_labels, load_config
-from mixdepth.train.mgda import min_norm_weights, min_norm_weights_from_gram
+from mixdepth.train.mgda import min_norm_weights_from_gram
 from mixdepth.train.samplers import MixingSampler, Slot, create_sampler
 
 # ---------------------------------------------------------------------------- data
@@ -517,6 +517,23 @@ class Trainer:
             self._pareto = (grads, direction, views)
         return self._pareto
 
+    def _solve_weights(self, gram: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Min-norm weights (T,) from the Gram matrix of the per-dataset gradients.
+
+        Datasets absent from the batch or with a zero gradient are left out of the solve:
+        any direction leaves a zero-gradient loss unchanged to first order, while the zero
+        vector in the hull would make the min-norm point zero and stop training for all."""
+        gram = gram.double().cpu().numpy()
+        if not np.isfinite(gram).all():
+            bad = [self.labels[d] for d in range(len(self.labels)) if not np.isfinite(gram[d, d])]
+            raise FloatingPointError(f"step {self.step}: non-finite gradients for {bad}")
+        squared = np.diag(gram).copy()
+        usable = (present.cpu().numpy() > 0) & (squared > 1e-12 * max(squared.max(), 1e-300))
+        weights = np.zeros(len(self.datasets))
+        if usable.any():
+            weights[usable] = min_norm_weights_from_gram(gram[np.ix_(usable, usable)])
+        return torch.as_tensor(weights, dtype=torch.float32, device=self.device)
+
     def _step_pareto_full(self, batch: dict) -> tuple[dict, dict]:
         """One gradient per dataset, averaged over ranks, min-norm weights, weighted sum."""
         logs: dict[str, float] = {}
@@ -554,12 +571,7 @@ class Trainer:
             # combination of the rescaled gradients is still a common descent direction
             size = grads.norm(dim=1) if self.config.pareto_normalize == "l2" else loss_values
             grads *= torch.where(size > 1e-12, 1.0 / size.clamp(min=1e-12), 0.0).unsqueeze(1)
-        if bool((present > 0).all()):
-            weights = min_norm_weights(grads)
-        else:
-            active = torch.nonzero(present > 0).flatten()
-            weights = torch.zeros(len(self.datasets), device=self.device)
-            weights[active] = min_norm_weights(grads[active])
+        weights = self._solve_weights(grads @ grads.T, present)
         torch.mv(grads.t(), weights, out=direction)
         for p, view in zip(self.params, views, strict=True):
             p.grad = view
@@ -578,11 +590,11 @@ class Trainer:
             out_grads[d] = g.reshape(-1)
             self._log_terms(logs, d, loss, terms)
         gram = out_grads @ out_grads.T
+        present = (out_grads != 0).any(dim=1).float()
         if self.dist.enabled:
             dist.all_reduce(gram)
-        weights = torch.as_tensor(
-            min_norm_weights_from_gram(gram.double().cpu().numpy()), device=self.device
-        ).float()
+            dist.all_reduce(present)
+        weights = self._solve_weights(gram, present)
         # Gradient of sum_d a_d w_d L_d with respect to the output, pushed through the network.
         pred.backward((weights.view(-1, 1) * out_grads).sum(0).view_as(pred))
         return logs, {self.labels[d]: float(weights[d]) for d in range(len(self.datasets))}
