@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from mixdepth.data.transforms import network_input_shape
 from mixdepth.errors import ConfigError, FileFormatError, MixdepthError
+from mixdepth.io import pil_to_rgb, read_image
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +74,10 @@ def read_image_file(path: str | Path) -> np.ndarray:
 
     Raises MixdepthError for a missing file and FileFormatError for an unreadable one.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise MixdepthError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return pil_to_array(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise FileFormatError(path, f"not a readable image ({err})") from None
-
-
-def pil_to_array(img: Any) -> np.ndarray:
-    """A PIL image -> float32 (H, W, 3) RGB in [0, 1]; 16-bit grey images are divided by 65535."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.clip(np.asarray(img, dtype=np.float32) / 65535.0, 0.0, 1.0)
-        return np.repeat(grey[..., None], 3, axis=2)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return read_image(path, exif_transpose=True)
 
 
 def to_rgb_array(image: ImageInput) -> np.ndarray:
@@ -104,7 +90,7 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
         return read_image_file(image)
     if not isinstance(image, np.ndarray):
         if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
-            return pil_to_array(image)
+            return pil_to_rgb(image)
         raise MixdepthError(
             f"image must be a path, a PIL image or a numpy array, got {type(image).__name__}"
         )
@@ -261,7 +247,13 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """The fast inference copy: batch norm folded, channels-last weights, eval mode."""
+    """The fast inference copy: batch norm folded, channels-last weights, eval mode.
+
+    A model without BatchNorm2d (the ViT-based DPT models) has nothing to fold and is returned
+    as it is, in eval mode, rather than doubling its memory with a copy.
+    """
+    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        return model.eval()
     fast = fold_batch_norm(model)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)

@@ -155,7 +155,7 @@ def test_to_rgb_array_rejects_bad_arrays():
 def test_unreadable_and_missing_image_files(tmp_path, predictor):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(MixdepthError, match="bad.png.*not a readable image"):
+    with pytest.raises(MixdepthError, match="bad.png.*cannot decode image"):
         predictor.predict(bad)
     with pytest.raises(MixdepthError, match="no such image file"):
         predictor.predict(tmp_path / "missing.png")
@@ -216,3 +216,13 @@ def test_incompatible_weights_fail_with_the_file_name(tmp_path, tiny_model):
 def test_tiny_and_sliver_images(predictor, shape):
     result = predictor.predict(np.zeros((*shape, 3), np.uint8))
     assert result.shape == shape and np.isfinite(result).all()
+
+
+def test_models_without_batch_norm_are_not_copied():
+    from torch import nn
+
+    from mixdepth.predict import optimize_for_inference
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 1))
+    assert optimize_for_inference(net) is net
+    assert not net.training

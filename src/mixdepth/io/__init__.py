@@ -38,6 +38,7 @@ from mixdepth.io.pfm import read_pfm, write_pfm
 from mixdepth.io.png import (
     KITTI_DEPTH_SCALE,
     TUM_DEPTH_SCALE,
+    pil_to_rgb,
     read_image,
     read_png16,
     read_uint_png,
@@ -61,6 +62,7 @@ __all__ = [
     "read_eth3d_depth",
     "read_exr",
     "read_h5",
+    "pil_to_rgb",
     "read_image",
     "read_kitti_depth",
     "read_mask_npy",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from mixdepth.errors import FileFormatError
 from mixdepth.io._files import PathOrFile, as_file, display_name
@@ -31,14 +31,24 @@ def _open(path: PathOrFile) -> Image.Image:
     return image
 
 
-def read_image(path: PathOrFile) -> np.ndarray:
-    """Read an image file -> float32 (H, W, 3) RGB in [0, 1].
+def read_image(path: PathOrFile, exif_transpose: bool = False) -> np.ndarray:
+    """Read an image file -> float32 (H, W, 3) RGB in [0, 1] (see `pil_to_rgb`).
 
-    Grey images are replicated to three channels, alpha is dropped, 16-bit images are
-    divided by 65535 and 8-bit ones by 255. EXIF orientation is not applied, so pixels stay
-    aligned with the depth maps stored next to them.
+    exif_transpose: apply the EXIF orientation (photos from phones and cameras). Off by
+    default so that dataset images stay pixel-aligned with the depth maps stored next to them.
     """
     image = _open(path)
+    if exif_transpose:
+        image = ImageOps.exif_transpose(image)
+    return pil_to_rgb(image)
+
+
+def pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """A PIL image -> float32 (H, W, 3) RGB in [0, 1].
+
+    Grey images are replicated to three channels, alpha is dropped, 16-bit images are
+    divided by 65535 and 8-bit ones by 255.
+    """
     if image.mode in ("I;16", "I;16L", "I;16B", "I"):
         array = np.asarray(image).astype(np.float32) / 65535.0
         return np.repeat(np.clip(array, 0.0, 1.0)[:, :, None], 3, axis=2)
