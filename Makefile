@@ -21,11 +21,11 @@ demo: setup
 	$(VENV)/bin/mixdepth demo
 
 test: setup
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks experiments
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks experiments
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,107 @@
+"""Figures of docs/model-card.md for a trained model: a gallery and ordinal checks on real photos.
+
+    python experiments/model_card.py [--weights FILE] [--out docs/images/model-card]
+
+The photos are the real photographs that ship with scikit-image; the model never saw them.
+Checks (all invariant to the unknown scale and shift of relative inverse depth):
+- "bottom nearer than top": mean predicted disparity of the bottom 15 % of rows is larger than
+  that of the top 30 % (ground or table plane in front, sky or far wall behind);
+- Middlebury "motorcycle" (a real stereo pair with ground-truth disparity, shipped as
+  motorcycle_left.png + motorcycle_disp.npz): the ordinal error (WHDR) on random pixel pairs
+  whose ground-truth disparities differ by more than 10 %, next to the same error of a trivial
+  prior that only says "lower in the image is nearer".
+Without --weights the bundled default model is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mixdepth.metrics import whdr
+from mixdepth.outputs import colorize
+from mixdepth.predict import Predictor, read_image_file
+
+GALLERY = ("motorcycle_left.png", "rocket.jpg", "coffee.png", "chelsea.png", "astronaut.png")
+BOTTOM_NEARER = ("motorcycle_left.png", "rocket.jpg", "coffee.png")
+
+
+def photo(name: str) -> Path:
+    import skimage
+
+    return Path(skimage.__file__).parent / "data" / name
+
+
+def bottom_minus_top(disparity: np.ndarray) -> float:
+    """Mean disparity of the bottom 15 % of rows minus that of the top 30 %, over the std."""
+    h = disparity.shape[0]
+    bottom = disparity[int(0.85 * h):].mean()
+    top = disparity[: int(0.3 * h)].mean()
+    return float((bottom - top) / (disparity.std() + 1e-12))
+
+
+def ordinal_pairs(gt: np.ndarray, n: int, min_ratio: float, seed: int = 0) -> np.ndarray:
+    """(N, 5) random pairs [y_a, x_a, y_b, x_b, label] of valid pixels whose ground-truth
+    disparities differ by more than `min_ratio`; label +1 when a has the larger disparity."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.nonzero(np.isfinite(gt) & (gt > 0))
+    a = rng.integers(0, len(ys), 4 * n)
+    b = rng.integers(0, len(ys), 4 * n)
+    da, db = gt[ys[a], xs[a]], gt[ys[b], xs[b]]
+    keep = np.maximum(da, db) / np.minimum(da, db) > min_ratio
+    a, b, da, db = a[keep][:n], b[keep][:n], da[keep][:n], db[keep][:n]
+    label = np.where(da > db, 1, -1)
+    return np.stack([ys[a], xs[a], ys[b], xs[b], label], axis=1).astype(np.int64)
+
+
+def gallery(predictor: Predictor, out: Path, height: int = 200) -> Path:
+    """One row per photo: the photo and its colour-mapped relative inverse depth."""
+    rows = []
+    for name in GALLERY:
+        image = read_image_file(photo(name))
+        disparity = predictor.predict(image)
+        pair = np.concatenate([(image * 255).astype(np.uint8), colorize(disparity)], axis=1)
+        pil = Image.fromarray(pair)
+        rows.append(pil.resize((round(pil.width * height / pil.height), height), Image.BICUBIC))
+    width = max(r.width for r in rows)
+    sheet = Image.new("RGB", (width, height * len(rows)), "white")
+    for i, row in enumerate(rows):
+        sheet.paste(row, (0, i * height))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "gallery.jpg"
+    sheet.save(path, quality=88)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("docs/images/model-card"))
+    parser.add_argument("--pairs", type=int, default=5000)
+    args = parser.parse_args()
+
+    predictor = Predictor(weights=args.weights)
+    print(f"gallery: {gallery(predictor, args.out)}")
+
+    print("\n| photo | bottom-minus-top disparity (in std units) | bottom nearer? |")
+    print("|---|---|---|")
+    for name in BOTTOM_NEARER:
+        score = bottom_minus_top(predictor.predict(photo(name)))
+        print(f"| {name} | {score:+.2f} | {'yes' if score > 0 else 'no'} |")
+
+    gt = np.load(photo("motorcycle_disp.npz"))["arr_0"]
+    pred = predictor.predict(photo("motorcycle_left.png"))
+    pairs = ordinal_pairs(gt, args.pairs, 1.1)
+    rows_prior = np.repeat(np.arange(gt.shape[0], dtype=np.float64)[:, None], gt.shape[1], axis=1)
+    print(f"\nMiddlebury motorcycle, {len(pairs)} pixel pairs with a >10 % disparity difference:")
+    print("| predictor | ordinal error (WHDR, lower is better) |")
+    print("|---|---|")
+    print(f"| this model | {whdr(pred, pairs):.3f} |")
+    print(f"| prior: lower in the image is nearer | {whdr(rows_prior, pairs):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
