@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
@@ -184,6 +185,11 @@ class DepthDataset(torch.utils.data.Dataset):
             id=entry.id,
             **fields,
         )
+
+    def matching_names(self, pattern: re.Pattern) -> list[tuple[str, re.Match]]:
+        """(name, match) for every file name in the source that `pattern` matches."""
+        found = ((name, pattern.match(name)) for name in self.source.names())
+        return [(name, match) for name, match in found if match is not None]
 
     def note_problem(self, name: str, problem: str) -> None:
         """Record a file skipped while listing entries (reported by `mixdepth data check`)."""

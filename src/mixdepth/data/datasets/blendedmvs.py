@@ -29,10 +29,7 @@ class BlendedMVS(DepthDataset):
 
     def find_entries(self) -> list[Entry]:
         entries = []
-        for name in self.source.names():
-            match = _DEPTH.match(name)
-            if match is None:
-                continue
+        for name, match in self.matching_names(_DEPTH):
             scene, frame = match["scene"], match["frame"]
             files = {"image": f"{scene}/blended_images/{frame}.jpg", "target": name}
             cam = f"{scene}/cams/{frame}_cam.txt"

@@ -33,10 +33,7 @@ class ETH3D(DepthDataset):
 
     def find_entries(self) -> list[Entry]:
         entries = []
-        for name in self.source.names():
-            match = _DEPTH.match(name)
-            if match is None:
-                continue
+        for name, match in self.matching_names(_DEPTH):
             scene, stem = match["scene"], match["name"]
             candidates = [f"{scene}/{d}/{stem}" for d in _IMAGE_DIRS]
             image = next((c for c in candidates if self.source.exists(c)), candidates[0])

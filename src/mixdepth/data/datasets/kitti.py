@@ -44,10 +44,7 @@ class KITTI(DepthDataset):
         if self.split == "eigen_test":
             return self._eigen_entries()
         entries = []
-        for name in self.source.names():
-            match = _DEPTH.match(name)
-            if match is None:
-                continue
+        for name, match in self.matching_names(_DEPTH):
             prefix = match["prefix"]
             if self.split != "all" and not prefix.endswith(f"{self.split}/"):
                 continue

@@ -28,10 +28,7 @@ class MegaDepth(DepthDataset):
 
     def find_entries(self) -> list[Entry]:
         entries = []
-        for name in self.source.names():
-            match = _DEPTH.match(name)
-            if match is None:
-                continue
+        for name, match in self.matching_names(_DEPTH):
             image = self.find_partner(f"{match['dir']}/imgs/{match['stem']}", IMAGE_SUFFIXES)
             if image is None:
                 self.note_problem(name, "missing partner file: imgs/<same name>.jpg")

@@ -72,9 +72,8 @@ class NYUv2(DepthDataset):
 
     def _extracted_entries(self) -> list[Entry]:
         entries = []
-        for name in self.source.names():
-            match = _EXTRACTED.match(name)
-            if match is None or self.split not in ("all", match["split"]):
+        for name, match in self.matching_names(_EXTRACTED):
+            if self.split not in ("all", match["split"]):
                 continue
             folder = name.rsplit("/", 1)[0]
             depth = self.find_partner(

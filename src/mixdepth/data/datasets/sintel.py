@@ -36,9 +36,8 @@ class Sintel(DepthDataset):
 
     def find_entries(self) -> list[Entry]:
         entries = []
-        for name in self.source.names():
-            match = _DEPTH.match(name)
-            if match is None or match["split"] != self.split:
+        for name, match in self.matching_names(_DEPTH):
+            if match["split"] != self.split:
                 continue
             scene, frame = match["scene"], match["frame"]
             image = f"{self.split}/{self.render_pass}/{scene}/{frame}.png"

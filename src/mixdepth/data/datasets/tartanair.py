@@ -30,10 +30,7 @@ class TartanAir(DepthDataset):
 
     def find_entries(self) -> list[Entry]:
         entries = []
-        for name in self.source.names():
-            match = _DEPTH.match(name)
-            if match is None:
-                continue
+        for name, match in self.matching_names(_DEPTH):
             folder, side, frame = match["dir"], match["side"], match["frame"]
             image = f"{folder}image_{side}/{frame}_{side}.png"
             entries.append(
