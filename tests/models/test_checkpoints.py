@@ -119,6 +119,7 @@ def test_pickled_objects_are_refused(tmp_path):
     ("name", "content", "match"),
     [
         ("garbage.pt", b"not a checkpoint at all", "not a readable PyTorch weights file"),
+        ("text.pt", b"junk\n", "not a readable PyTorch weights file"),
         ("garbage.safetensors", b"\x00\x01", "not a readable safetensors file"),
         ("list.pt", None, "expected a state dict"),
         ("mixed.pt", {"a": torch.zeros(1), "b": 3}, "entries that are not: b"),

@@ -62,8 +62,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"loaded for safety (weights_only loading: {globals_[0]}). Re-save it as a plain "
             "state dict (torch.save(model.state_dict(), path)) from a trusted environment",
         ) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise FileFormatError(path, f"not a readable PyTorch weights file ({err})") from err
+    except Exception as err:  # the unpickler raises KeyError, IndexError, ... on garbage
+        raise FileFormatError(
+            path, f"not a readable PyTorch weights file ({type(err).__name__}: {err})"
+        ) from err
     return _as_state_dict(obj, path)
 
 
