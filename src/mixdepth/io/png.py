@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mixdepth.errors import FileFormatError
 from mixdepth.io._files import PathOrFile, as_file, display_name
@@ -26,6 +26,8 @@ def _open(path: PathOrFile) -> Image.Image:
         image.load()
     except FileFormatError:
         raise
+    except UnidentifiedImageError:
+        raise FileFormatError(name, "cannot decode image (not a format Pillow reads)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise FileFormatError(name, f"cannot decode image ({err})") from None
     return image
