@@ -143,25 +143,28 @@ def _safe(x):
     return np.where(np.abs(x) < 1e-12, np.float32(1e-12), x)
 
 
+def _local(o, d, center, rot):
+    """Ray origins and directions in an object's frame, component-first: (3, M|1), (3, M)
+    (rows x, y, z are contiguous, so the per-component arithmetic below streams)."""
+    return rot @ (o - center).T, rot @ d.T
+
+
 def _hit_box(o, d, center, rot, half):
-    ol, dl = (o - center) @ rot.T, d @ rot.T
-    tnear = tfar = None
-    for axis in range(3):  # slab test, one axis at a time (cheaper than reductions)
-        inv = 1.0 / _safe(dl[:, axis])
-        t1 = (-half[axis] - ol[..., axis]) * inv
-        t2 = (half[axis] - ol[..., axis]) * inv
-        lo, hi = np.minimum(t1, t2), np.maximum(t1, t2)
-        tnear = lo if tnear is None else np.maximum(tnear, lo)
-        tfar = hi if tfar is None else np.minimum(tfar, hi)
+    ol, dl = _local(o, d, center, rot)
+    inv = 1.0 / _safe(dl)
+    t1 = (-half[:, None] - ol) * inv  # slab planes, all three axes at once: (3, M)
+    t2 = (half[:, None] - ol) * inv
+    tnear = np.minimum(t1, t2).max(0)
+    tfar = np.maximum(t1, t2).min(0)
     ok = (tfar >= tnear) & (tfar > EPS)
     return np.where(ok, np.where(tnear > EPS, tnear, tfar), np.inf)
 
 
 def _hit_sphere(o, d, center, radius):
-    oc = o - center
-    a = (d * d).sum(-1)
-    b = (oc * d).sum(-1)
-    c = (oc * oc).sum(-1) - radius * radius
+    oc, dt = (o - center).T, d.T
+    a = (dt * dt).sum(0)
+    b = (oc * dt).sum(0)
+    c = (oc * oc).sum(0) - radius * radius
     disc = b * b - a * c
     sq = np.sqrt(np.maximum(disc, 0))
     t0, t1 = (-b - sq) / a, (-b + sq) / a
@@ -170,9 +173,7 @@ def _hit_sphere(o, d, center, radius):
 
 
 def _hit_cylinder(o, d, center, rot, radius, half_height):
-    ol, dl = (o - center) @ rot.T, d @ rot.T
-    ox, oy, oz = ol[..., 0], ol[..., 1], ol[..., 2]
-    dx, dy, dz = dl[..., 0], dl[..., 1], dl[..., 2]
+    (ox, oy, oz), (dx, dy, dz) = _local(o, d, center, rot)
     a = _safe(dx * dx + dy * dy)
     b = ox * dx + oy * dy
     c = ox * ox + oy * oy - radius * radius
@@ -191,10 +192,10 @@ def _hit_cylinder(o, d, center, rot, radius, half_height):
 
 
 def _hit_quad(o, d, center, rot, half):
-    ol, dl = (o - center) @ rot.T, d @ rot.T
-    t = -ol[..., 2] / _safe(dl[..., 2])
-    x = ol[..., 0] + t * dl[..., 0]
-    y = ol[..., 1] + t * dl[..., 1]
+    ol, dl = _local(o, d, center, rot)
+    t = -ol[2] / _safe(dl[2])
+    x = ol[0] + t * dl[0]
+    y = ol[1] + t * dl[1]
     return np.where((t > EPS) & (np.abs(x) <= half[0]) & (np.abs(y) <= half[1]), t, np.inf)
 
 
