@@ -300,15 +300,14 @@ class _RayGrid:
                            0, c - 1)
         cy0, cy1 = np.clip(((np.array([y0, y1]) - self.lo[1]) / self.span[1] * c).astype(int),
                            0, c - 1)
-        parts = []
-        for cy in range(cy0, cy1 + 1):
-            base = (group * c + cy) * c
-            a, b = self.start[base + cx0], self.start[base + cx1 + 1]
-            if b > a:
-                parts.append(self.order[a:b])
-        if not parts:
+        rows = (group * c + np.arange(cy0, cy1 + 1)) * c  # one slice of `order` per row
+        a, b = self.start[rows + cx0], self.start[rows + cx1 + 1]
+        lengths = b - a
+        total = int(lengths.sum())
+        if total == 0:
             return np.zeros(0, np.int64)
-        idx = np.concatenate(parts)
+        ends = np.cumsum(lengths)
+        idx = self.order[np.repeat(a - ends + lengths, lengths) + np.arange(total)]
         return idx[self.reach[idx] > reach]
 
 
@@ -763,16 +762,17 @@ def camera_effects(radiance: np.ndarray, valid: np.ndarray, rng: np.random.Gener
     key = rng.uniform(0.18, 0.45)
     x = radiance * (key / max(ref, 1e-6))
     x = x * rng.uniform(0.9, 1.1, size=3).astype(np.float32)  # white balance
-    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
-    x = x * (1 - rng.uniform(0, 0.25) * (xx**2 + yy**2) / 2)[..., None].astype(np.float32)
-    x = x / (1 + x / 4.0)  # soft highlight roll-off
-    img = np.power(np.clip(x, 0, 1), 1 / 2.2)
+    yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None] ** 2
+    xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :] ** 2
+    x *= (1 - np.float32(rng.uniform(0, 0.25) / 2) * (xx + yy))[..., None]  # vignetting
+    x /= 1 + x / 4.0  # soft highlight roll-off
+    img = np.power(np.clip(x, 0, 1, out=x), 1 / 2.2, out=x)
     sigma = rng.uniform(0, 0.9) * h / 256
     if sigma > 0.2:
         img = ndimage.gaussian_filter(img, sigma=(sigma, sigma, 0), mode="nearest")
     noise = rng.uniform(0.002, 0.02)
-    img = img + rng.standard_normal(img.shape).astype(np.float32) * noise * np.sqrt(img + 0.05)
-    img = np.clip(img, 0, 1)
+    img += rng.standard_normal(img.shape, dtype=np.float32) * noise * np.sqrt(img + 0.05)
+    img = np.clip(img, 0, 1, out=img)
     if rng.random() < 0.5:
         buf = io.BytesIO()
         Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(
