@@ -11,8 +11,9 @@ layout) over the training personalities of the default mix, measured in the same
   (no screen-space / light-space culling: the straightforward vectorised ray caster), on
   fewer samples because it is slow.
 
-Also prints CPU seconds per sample of the one-process run, which is less affected by other
-work on a shared machine than wall time. Timings are noisy when the machine is busy.
+Also prints CPU milliseconds per sample of each run (parent plus finished workers), which is
+less affected by other work on a shared machine than wall time, and the rate two otherwise
+idle cores would reach at that CPU cost. Timings are noisy when the machine is busy.
 """
 
 from __future__ import annotations
@@ -58,16 +59,17 @@ def run(out: Path, n: int, size: int, workers: int) -> tuple[float, float]:
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
-def run_unculled(out: Path, n: int, size: int) -> float:
-    """The baseline: the same samples in one process, rendered without culling."""
+def run_unculled(out: Path, n: int, size: int) -> tuple[float, float]:
+    """The baseline: the same samples in one process, rendered without culling;
+    (wall seconds, CPU seconds)."""
     names = list(PERSONALITIES)
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     for index in range(n):
         name = names[index % len(names)]
         p = PERSONALITIES[name]
         r, a, rng = make_sample(name, p.families, 1, size, index, culling=False)
         LAYOUTS[p.dataset].write(out / name, index, r, a, rng)
-    return time.perf_counter() - wall
+    return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -87,7 +89,7 @@ def main() -> None:
         shutil.rmtree(tmp / "single")
 
         n_naive = max(len(PERSONALITIES), args.n // 4)
-        wall_naive = run_unculled(tmp / "naive", n_naive, args.size)
+        wall_naive, cpu_naive = run_unculled(tmp / "naive", n_naive, args.size)
 
     rate_par = args.n / wall_par
     rate_one = args.n / wall_one
@@ -100,7 +102,7 @@ def main() -> None:
     print(f"  1 process  (culled ray casting): {rate_one:6.1f} samples/s "
           f"({1000 * cpu_one / args.n:.0f} ms CPU per sample)")
     print(f"  1 process  (no culling, baseline): {rate_naive:6.1f} samples/s "
-          f"({n_naive} samples)")
+          f"({n_naive} samples, {1000 * cpu_naive / n_naive:.0f} ms CPU per sample)")
     print(f"  speed-up: {rate_par / rate_one:.2f}x from {args.workers} workers, "
           f"{rate_one / rate_naive:.2f}x from culling, {rate_par / rate_naive:.2f}x overall")
     print(f"  target >= 20 samples/s with {args.workers} workers: "
@@ -110,7 +112,9 @@ def main() -> None:
     print(f"  luminance vs log depth, Pearson r pooled over 60 training-family images (64 px): "
           f"{luminance_depth_correlation(renders):+.3f}")
     print(f"  CPU-bound estimate for {args.workers} otherwise idle cores: "
-          f"{args.workers * args.n / cpu_par:.1f} samples/s (from CPU time, not measured wall)")
+          f"{args.workers * args.n / cpu_par:.1f} samples/s from the workers' CPU time, "
+          f"{args.workers * args.n / cpu_one:.1f} samples/s from the 1-process CPU time "
+          "(estimates, not measured wall)")
 
 
 if __name__ == "__main__":

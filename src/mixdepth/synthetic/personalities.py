@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from mixdepth.data.sample import Space
 from mixdepth.errors import ConfigError
-from mixdepth.synthetic.render import Render
+from mixdepth.synthetic.render import Render, matmul3
 
 DEG = np.pi / 180
 
@@ -83,7 +83,7 @@ def street_lidar(r: Render, rng: np.random.Generator) -> Annotation:
     k = r.intrinsics
     v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
     cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], -1)
-    world = cam @ r.rotation.T
+    world = matmul3(cam, r.rotation.T)
     elevation = np.arctan2(world[..., 2], np.hypot(world[..., 0], world[..., 1]))
     pixel_angle = 1.0 / k[1, 1]  # vertical angle of one pixel near the centre (radians)
     # At low resolution the real 0.42 deg spacing would cover every row; keep the lines

@@ -21,6 +21,16 @@ from mixdepth.synthetic.textures import TEXTURE_SIZE, TextureBank
 EPS = 1e-4
 
 
+def matmul3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a contraction of length 3 (a (..., 3); b (3,) or (3, K)) as three broadcast
+    products. Used instead of `@` on per-pixel arrays: a BLAS matrix product of this shape
+    is memory-bound, and OpenBLAS's worker threads then cost several times its useful CPU
+    time (and contend with the generator's own worker processes)."""
+    if b.ndim == 1:
+        return a[..., 0] * b[0] + a[..., 1] * b[1] + a[..., 2] * b[2]
+    return a[..., 0, None] * b[0] + a[..., 1, None] * b[1] + a[..., 2, None] * b[2]
+
+
 # ----------------------------------------------------------------------------- scene model
 @dataclass
 class Camera:
@@ -44,7 +54,7 @@ class Camera:
         cam = np.stack(
             [(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=-1
         ).reshape(-1, 3)
-        return (cam @ self.rotation.T.astype(np.float32)).astype(np.float32)
+        return matmul3(cam, self.rotation.T.astype(np.float32)).astype(np.float32)
 
 
 def camera_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -146,7 +156,7 @@ def _safe(x):
 def _local(o, d, center, rot):
     """Ray origins and directions in an object's frame, component-first: (3, M|1), (3, M)
     (rows x, y, z are contiguous, so the per-component arithmetic below streams)."""
-    return rot @ (o - center).T, rot @ d.T
+    return matmul3(rot, (o - center).T), matmul3(rot, d.T)
 
 
 def _hit_box(o, d, center, rot, half):
@@ -373,7 +383,7 @@ def _candidates_shadow(scene, corners, light_grid):
 def _light_grid(scene, origins):
     if scene.light_position is None:
         e = frame_from_direction(scene.sun_direction)
-        kx, ky, along = e @ origins.T  # orthographic view along the sun direction
+        kx, ky, along = matmul3(e, origins.T)  # orthographic view along the sun direction
         return _RayGrid(kx, ky, 0, 1, -along), "sun", e
     w0, w1, w2 = (origins - scene.light_position).T.copy()  # cube map around the light
     a0, a1, a2 = np.abs(w0), np.abs(w1), np.abs(w2)
@@ -388,7 +398,7 @@ def _light_grid(scene, origins):
 
 def _hit_planes(p, o, d):
     n, off = p["normal"], p["offset"]
-    t = (off[:, None] - (o @ n.T).T) / _safe(d @ n.T).T
+    t = (off[:, None] - matmul3(n, o.T)) / _safe(matmul3(n, d.T))
     t = np.where(t > EPS, t, np.inf)
     k = np.argmin(t, axis=0)
     return np.take_along_axis(t, k[None], 0)[0], k
@@ -598,7 +608,7 @@ class Render:
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    return matmul3(rgb, np.array([0.2126, 0.7152, 0.0722], np.float32))
 
 
 def luminance_depth_correlation(renders) -> float:
@@ -656,7 +666,7 @@ def shade(scene: Scene, culling: bool = True) -> tuple[np.ndarray, dict]:
         elev = np.sqrt(np.clip(ds[:, 2], 0, 1))[:, None]
         sky = scene.sky_horizon.astype(f32) * (1 - elev) + scene.sky_zenith.astype(f32) * elev
         if scene.sun_direction is not None:
-            glow = np.clip(ds @ scene.sun_direction.astype(f32), 0, 1) ** 64
+            glow = np.clip(matmul3(ds, scene.sun_direction.astype(f32)), 0, 1) ** 64
             sky = sky + 0.6 * glow[:, None] * light_colour
         radiance[sky_idx] = sky
 
@@ -705,10 +715,10 @@ def shade(scene: Scene, culling: bool = True) -> tuple[np.ndarray, dict]:
 
     # camera-space geometry for AO and the G-buffer
     r_cw = cam.rotation
-    n_cam = n @ r_cw
+    n_cam = matmul3(n, r_cw)
     pos_cam = np.zeros((h * w, 3), np.float32)
     nrm_cam = np.zeros((h * w, 3), np.float32)
-    pos_cam[idx] = (p - origin) @ r_cw
+    pos_cam[idx] = matmul3(p - origin, r_cw)
     nrm_cam[idx] = n_cam
     half = (slice(None), slice(None, None, 2), slice(None, None, 2))
     ao_half = _screen_space_ao(
