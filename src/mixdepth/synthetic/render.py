@@ -26,9 +26,12 @@ def matmul3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     products. Used instead of `@` on per-pixel arrays: a BLAS matrix product of this shape
     is memory-bound, and OpenBLAS's worker threads then cost several times its useful CPU
     time (and contend with the generator's own worker processes)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
     if b.ndim == 1:
-        return a[..., 0] * b[0] + a[..., 1] * b[1] + a[..., 2] * b[2]
-    return a[..., 0, None] * b[0] + a[..., 1, None] * b[1] + a[..., 2, None] * b[2]
+        return a0 * b[0] + a1 * b[1] + a2 * b[2]
+    if a.size <= 3 * b.shape[1]:  # few rows of a, many columns of b: whole rows at once
+        return a0[..., None] * b[0] + a1[..., None] * b[1] + a2[..., None] * b[2]
+    return np.stack([a0 * b[0, k] + a1 * b[1, k] + a2 * b[2, k] for k in range(b.shape[1])], -1)
 
 
 # ----------------------------------------------------------------------------- scene model
