@@ -5,7 +5,7 @@ For each model and batch size, prints ms/image of the network forward pass (norm
 
 - eager:  the model as built, NCHW float32, under torch.inference_mode;
 - fast:   what `Predictor` runs (`optimize_for_inference`: batch norm folded into convs,
-          channels-last, 1x1 convs as matrix products, kxk conv weights prepacked for oneDNN);
+          channels-last, 1x1 convs as matrix products);
 - onnx:   the graph written by `mixdepth export`, in onnxruntime (CPU provider);
 
 with the parameter count, the speed-up of each against eager measured in the same run, and the

@@ -22,8 +22,7 @@ one-by-one prediction.
 
 The fast path (default, `optimize=True`) runs a copy of the model prepared for inference: batch
 norm folded into the preceding convolutions, channels-last memory layout, 1x1 convolutions as
-matrix products and dense kxk convolutions with weights prepacked for oneDNN (once per input
-shape; no compilation, the copy is ready in about a second). Its outputs match
+matrix products (no compilation: the copy is ready in about a second). Its outputs match
 the eager model within a max relative difference of 1e-3 (see benchmarks/bench_inference.py).
 """
 
@@ -248,17 +247,14 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, child, module)
 
 
-def fast_convolutions(model: nn.Module, example: Tensor | None = None) -> nn.Module:
-    """`model` (a copy made for inference, modified in place) with faster CPU convolutions.
+def conv1x1_as_matmul(model: nn.Module, example: Tensor | None = None) -> nn.Module:
+    """`model` (a copy made for inference, modified in place) with its 1x1 convolutions (stride
+    1, no padding, one group, float32) run as matrix products over the channels.
 
-    For channels-last float32 input on the CPU:
-    - a 1x1 convolution (stride 1, no padding, one group) runs as a matrix product over the
-      channels (`F.linear` on the (B, H, W, C) view; no copy);
-    - a dense kxk convolution (one group, k > 1) runs with its weight reordered once into
-      oneDNN's blocked layout instead of at every call.
-    Depthwise/grouped convolutions are left as they are (the prepacked kernel is slower there),
-    and so is a call with another weight than the module's own (e.g. weight standardisation).
-    The result is checked against the unmodified forward on `example` (default a random
+    On a channels-last (B, C, H, W) input that is `F.linear` on the (B, H, W, C) view, with no
+    copy, instead of PyTorch's generic im2col path for small 1x1 convolutions. A call with
+    another weight than the module's own (e.g. weight standardisation) runs the plain conv. The
+    result is checked against the unmodified forward on `example` (default a random
     (1, 3, 64, 64) image); if they differ by more than 1e-4 relative, the module is restored.
     """
     convs = [
@@ -275,13 +271,13 @@ def fast_convolutions(model: nn.Module, example: Tensor | None = None) -> nn.Mod
     with torch.inference_mode():
         reference = model(example)
     for conv in convs:
-        forward = _conv_as_matmul(conv) or _conv_prepacked(conv)
+        forward = _conv_as_matmul(conv)
         if forward is not None:
             conv._conv_forward = forward
     with torch.inference_mode():
         difference = max_relative_difference(model(example), reference)
     if difference > 1e-4:
-        log.warning("fast convolutions changed the output (%.2g); running plain ones", difference)
+        log.warning("1x1 convs as matmul changed the output (%.2g); running plain ones", difference)
         for conv in convs:
             conv.__dict__.pop("_conv_forward", None)
     return model
@@ -302,33 +298,9 @@ def _conv_as_matmul(conv: nn.Conv2d) -> Callable | None:
     return forward
 
 
-def _conv_prepacked(conv: nn.Conv2d, shapes_kept: int = 4) -> Callable | None:
-    if conv.groups != 1 or conv.kernel_size == (1, 1) or not torch.backends.mkldnn.is_available():
-        return None
-    geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
-    packed: dict[tuple[int, ...], Tensor] = {}  # oneDNN picks the best layout per input shape
-
-    def forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if weight is not conv.weight or x.dtype != torch.float32 or x.device.type != "cpu":
-            # a subclass passing a derived weight, or bfloat16 autocast
-            return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-        shape = tuple(x.shape)
-        if shape not in packed:
-            if len(packed) >= shapes_kept:
-                packed.clear()
-            packed[shape] = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                weight.detach().to_mkldnn(), *geometry, list(shape)
-            )
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, packed[shape], bias, *geometry, "none", [], ""
-        )
-
-    return forward
-
-
 def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """The fast inference copy: batch norm folded, channels-last weights, faster convolutions
-    (see `fast_convolutions`), eval mode.
+    """The fast inference copy: batch norm folded, channels-last weights, 1x1 convolutions as
+    matrix products (see `conv1x1_as_matmul`), eval mode.
 
     A model without BatchNorm2d (the ViT-based DPT models) has nothing to fold and is returned
     as it is, in eval mode, rather than doubling its memory with a copy.
@@ -337,7 +309,7 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
         return model.eval()
     fast = fold_batch_norm(model)
     if channels_last:
-        fast = fast_convolutions(fast.to(memory_format=torch.channels_last))
+        fast = conv1x1_as_matmul(fast.to(memory_format=torch.channels_last))
     return fast.eval()
 
 
@@ -537,7 +509,7 @@ __all__ = [
     "Predictor",
     "build_model",
     "default_weights_path",
-    "fast_convolutions",
+    "conv1x1_as_matmul",
     "fold_batch_norm",
     "max_relative_difference",
     "optimize_for_inference",
