@@ -9,6 +9,7 @@ corresponding command, and the equivalent command is printed with it.
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ class DemoSettings:
 
     n_per_set: int = 64
     size: int = 128
-    steps: int = 200
+    steps: int = 400
     batch_size: int = 14
     workers: int = 2
     eval_limit: int | None = None
@@ -137,7 +138,7 @@ def run_demo(out: str | Path = "demo", settings: DemoSettings | None = None) -> 
         stage(
             f"3/4 zero-shot evaluation: {label}",
             f"mixdepth eval --weights {weights} --benchmark synthetic-heldout --root {heldout} "
-            f"--out {evals} --label {label}",
+            f"--out {evals} --label {shlex.quote(label)}",
         )
         result = evaluate(
             "synthetic-heldout", heldout, model=Predictor(weights=weights), out=evals,
@@ -151,7 +152,7 @@ def run_demo(out: str | Path = "demo", settings: DemoSettings | None = None) -> 
     photos_out = out / "photos"
     stage(
         "4/4 depth of real photographs",
-        f"mixdepth predict {' '.join(p.name for p in photo_paths())} --weights {weights} "
+        f"mixdepth predict {shlex.join(str(p) for p in photo_paths())} --weights {weights} "
         f"-o {photos_out} --format color,pfm",
     )
     write_photo_predictions(Predictor(weights=weights), photo_paths(), photos_out)
