@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from mixdepth.data.sample import Space
+from mixdepth.data.sample import Space, depth_to_disparity
 from mixdepth.errors import ConfigError
 from mixdepth.synthetic.render import Render, matmul3
 
@@ -126,7 +126,7 @@ def web_stereo(r: Render, rng: np.random.Generator) -> Annotation:
     left-right-check failures at occlusion edges, small matching noise."""
     d = r.depth
     valid = r.mask & ~ndimage.binary_dilation(depth_edges(d, r.mask), iterations=1)
-    disparity = np.where(r.mask, 1.0 / np.where(r.mask, d, 1.0), 0.0)
+    disparity, _ = depth_to_disparity(d.astype(np.float64), r.mask)
     disparity *= 1 + rng.normal(0, 0.003, d.shape)
     peak = disparity[valid].max() if valid.any() else 1.0
     target = disparity / peak * rng.uniform(0.5, 1.0)  # unknown scale, range (0, 1]

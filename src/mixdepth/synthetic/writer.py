@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mixdepth.data.sample import depth_to_disparity
 from mixdepth.errors import ConfigError
 from mixdepth.io import (
     KITTI_DEPTH_SCALE,
@@ -218,10 +219,9 @@ def contact_tiles(r: Render, a: Annotation, space, tile: int) -> np.ndarray:
 
     image = r.image if a.image is None else a.image
     if space.is_depth:
-        shown = np.where(a.mask, 1.0 / np.maximum(a.target, 1e-9), 0)
-        colour = _colourise(shown, a.mask)
+        colour = _colourise(depth_to_disparity(a.target, a.mask)[0], a.mask)
     elif a.pairs is not None:
-        colour = _colourise(np.where(r.mask, 1.0 / np.where(r.mask, r.depth, 1), 0), r.mask)
+        colour = _colourise(depth_to_disparity(r.depth, r.mask)[0], r.mask)
     else:
         colour = _colourise(a.target, a.mask)
     if a.mask.any():  # sparse targets: grow points so they stay visible when shrunk
