@@ -134,7 +134,8 @@ def main() -> None:
     gt = np.load(photo("motorcycle_disp.npz"))["arr_0"]
     pred = predictor.predict(photo("motorcycle_left.png"))
     pairs = ordinal_pairs(gt, args.pairs, 1.1)
-    rows_prior = np.repeat(np.arange(gt.shape[0], dtype=np.float64)[:, None], gt.shape[1], axis=1)
+    with torch.no_grad():
+        rows_prior = ImagePrior(rows=True)(torch.zeros(1, 3, *gt.shape))[0].numpy()
     print(f"\nMiddlebury motorcycle, {len(pairs)} pixel pairs with a >10 % disparity difference:")
     print("| predictor | ordinal error (WHDR, lower is better) |")
     print("|---|---|")
