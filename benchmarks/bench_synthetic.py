@@ -1,6 +1,6 @@
 """Throughput of the synthetic generator against straightforward baselines.
 
-Run: python benchmarks/bench_synthetic.py [--n 24] [--size 256] [--workers 2]
+Run: python benchmarks/bench_synthetic.py [--n 112] [--size 256] [--workers 2]
 
 Prints samples per second of the full pipeline (render, annotate, write to disk in the real
 layout) over the training personalities of the default mix, measured in the same run for:
@@ -74,7 +74,7 @@ def run_unculled(out: Path, n: int, size: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=28, help="samples per measured run")
+    parser.add_argument("--n", type=int, default=112, help="samples per measured run")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
