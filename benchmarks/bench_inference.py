@@ -6,11 +6,14 @@ For each model and batch size, prints ms/image of the network forward pass (norm
 - eager:  the model as built, NCHW float32, under torch.inference_mode;
 - fast:   what `Predictor` runs (`optimize_for_inference`: batch norm folded into convs,
           channels-last, 1x1 convs as matrix products);
+- compiled: what `Predictor(compile=True)` / `mixdepth predict --compile` runs
+          (`compile_for_inference`: torch.compile with frozen weights of the folded,
+          channels-last model), timed after its one-off compilation, which is printed too;
 - onnx:   the graph written by `mixdepth export`, in onnxruntime (CPU provider);
 
 with the parameter count, the speed-up of each against eager measured in the same run, and the
-max relative difference of each output to eager. Target: fast >= 1.5x eager at max relative
-difference <= 1e-3.
+max relative difference of each output to eager. Target: the optimised path >= 1.5x eager at
+max relative difference <= 1e-3.
 
 Times are CPU time of the process (time.process_time) with one thread by default: on a shared
 machine that is far less noisy than wall time. With --threads N > 1 use --wall, since CPU time
@@ -22,7 +25,7 @@ statistics are randomised so that folding is not a no-op, and the final ReLU is 
 over interleaved repeats (the machine is shared; minima are the least noisy statistic).
 
     python benchmarks/bench_inference.py                        # midas_v21_small b1/b8 + tiny
-    python benchmarks/bench_inference.py --models tiny --repeats 5 --exporter none
+    python benchmarks/bench_inference.py --models tiny --repeats 5 --exporter none --no-compile
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ import torch
 
 from mixdepth import models
 from mixdepth.export import INPUT_NAME, export_onnx
-from mixdepth.predict import max_relative_difference, optimize_for_inference
+from mixdepth.predict import (
+    compile_for_inference,
+    max_relative_difference,
+    optimize_for_inference,
+)
 
 
 def random_model(name: str, seed: int = 0) -> torch.nn.Module:
@@ -67,11 +74,12 @@ def time_min(runs: dict[str, Callable[[], torch.Tensor]], repeats: int, clock=ti
 
 
 def bench(name: str, size: int, batches: list[int], repeats: int, threads: int,
-          exporter: str | None, clock) -> list[dict]:
+          exporter: str | None, clock, compiled: bool) -> list[dict]:
     import onnxruntime as ort
 
     model = random_model(name)
     fast = optimize_for_inference(model)
+    compiled_model = compile_for_inference(model) if compiled else None
     params = sum(p.numel() for p in model.parameters())
     session = None
     if exporter:
@@ -86,11 +94,17 @@ def bench(name: str, size: int, batches: list[int], repeats: int, threads: int,
         x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
         x_cl = x.contiguous(memory_format=torch.channels_last)
         runs = {"eager": partial(model, x), "fast": partial(fast, x_cl)}
+        row = {"model": name, "params": params, "batch": batch}
+        if compiled_model is not None:
+            runs["compiled"] = partial(compiled_model, x_cl)
+            with torch.inference_mode():
+                start = time.perf_counter()
+                compiled_model(x_cl)  # compiles for this input shape
+                row["compile_s"] = time.perf_counter() - start
         if session is not None:
             runs["onnx"] = partial(run_onnx, session, x)
         with torch.inference_mode():
             best, outputs = time_min(runs, repeats, clock)
-        row = {"model": name, "params": params, "batch": batch}
         for key, seconds in best.items():
             row[f"{key}_ms"] = 1000 * seconds / batch
             row[f"{key}_diff"] = max_relative_difference(outputs[key], outputs["eager"])
@@ -113,6 +127,8 @@ def main() -> None:
     parser.add_argument("--exporter", default="torchscript",
                         choices=("torchscript", "dynamo", "none"),
                         help="ONNX exporter for the onnxruntime column (none: skip it)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip the torch.compile column (it compiles for each batch size)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     clock = time.perf_counter if args.wall else time.process_time
@@ -120,15 +136,21 @@ def main() -> None:
           f"{'wall' if args.wall else 'CPU'} time, min of {args.repeats} repeats, random weights, "
           f"ONNX via {args.exporter} exporter")
     header = (f"{'model':<16} {'params':>7} {'batch':>5} {'eager ms':>9} {'fast ms':>8} "
-              f"{'speed-up':>8} {'diff':>8} {'onnx ms':>8} {'speed-up':>8} {'diff':>8}")
+              f"{'speed-up':>8} {'diff':>8} {'compiled ms':>11} {'speed-up':>8} {'diff':>8} "
+              f"{'compile s':>9} {'onnx ms':>8} {'speed-up':>8} {'diff':>8}")
     print(header)
     for name in args.models.split(","):
         for row in bench(name, args.size, [int(b) for b in args.batches.split(",")],
                          args.repeats, args.threads,
-                         None if args.exporter == "none" else args.exporter, clock):
+                         None if args.exporter == "none" else args.exporter, clock,
+                         args.compile):
             line = (f"{row['model']:<16} {row['params'] / 1e6:6.2f}M {row['batch']:>5} "
                     f"{row['eager_ms']:9.1f} {row['fast_ms']:8.1f} "
                     f"{row['eager_ms'] / row['fast_ms']:7.2f}x {row['fast_diff']:8.1e}")
+            if "compiled_ms" in row:
+                speed_up = row["eager_ms"] / row["compiled_ms"]
+                line += (f" {row['compiled_ms']:11.1f} {speed_up:7.2f}x "
+                         f"{row['compiled_diff']:8.1e} {row['compile_s']:9.0f}")
             if "onnx_ms" in row:
                 line += (f" {row['onnx_ms']:8.1f} {row['eager_ms'] / row['onnx_ms']:7.2f}x "
                          f"{row['onnx_diff']:8.1e}")

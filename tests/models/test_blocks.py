@@ -124,3 +124,27 @@ def test_head_layout():
     ]
     assert head[0].out_channels == 32 and head[2].out_channels == 32
     assert head(torch.randn(1, 64, 4, 4)).shape == (1, 1, 8, 8)
+
+
+def test_softplus_head_keeps_a_gradient_where_relu_has_none():
+    from mixdepth.losses import ordinal_ranking_loss
+
+    torch.manual_seed(0)
+    relu_head = make_head(8, hidden=4)
+    soft_head = make_head(8, hidden=4, activation="softplus")
+    soft_head.load_state_dict(relu_head.state_dict())
+    with torch.no_grad():  # a strongly negative final bias: every ReLU output is 0
+        relu_head[4].bias.fill_(-50.0)
+        soft_head[4].bias.fill_(-50.0)
+    x = torch.randn(1, 8, 4, 4)
+    pairs = [torch.tensor([[0, 0, 7, 7, 1]])]
+    grads = []
+    for head in (relu_head, soft_head):
+        out = head(x)[:, 0]
+        assert (out >= 0).all()
+        ordinal_ranking_loss(out, pairs).backward()
+        grads.append(head[4].bias.grad.abs().item())
+    assert grads[0] == 0.0 and grads[1] > 0.0
+    assert (soft_head(x) > 0).all()
+    with pytest.raises(Exception, match="head activation must be one of relu, softplus"):
+        make_head(8, activation="gelu")

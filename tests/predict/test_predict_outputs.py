@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -134,3 +135,16 @@ def test_parse_formats_and_colormaps():
         parse_formats(",")
     with pytest.raises(ConfigError, match="colormap"):
         colorize(np.zeros((2, 2)), "rainbow")
+
+
+def test_compiled_predictor_matches_eager(tiny_model):
+    from mixdepth.predict import Predictor, max_relative_difference
+
+    image = np.random.default_rng(0).random((48, 80, 3)).astype(np.float32)
+    eager = Predictor(tiny_model, optimize=False).predict(image)
+    compiled = Predictor(tiny_model, compile=True)
+    first = compiled.predict(image)
+    assert first.shape == (48, 80) and first.dtype == np.float32
+    assert max_relative_difference(torch.from_numpy(first), torch.from_numpy(eager)) <= 1e-4
+    # the original module is left untouched (compiling works on a folded copy)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in tiny_model.modules())

@@ -57,6 +57,8 @@ def test_defaults_and_paper_optimiser(tmp_path):
         ({"model": {"weights": "/nonexistent/w.safetensors"}}, r"^model\.weights: file not found"),
         ({"datasets": []}, r"^datasets: at least one dataset"),
         ({"model": {"name": "resnet"}}, r"^model\.name: unknown model 'resnet'"),
+        ({"loss": {"kind": "ordinal"}}, r"^loss\.kind: ordinal applies to pair datasets"),
+        ({"loss": {"kind": "l1"}}, r"^loss\.kind: must be one of"),
     ],
 )
 def test_errors_name_the_key(tmp_path, change, message):

@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 
@@ -248,3 +249,40 @@ def test_zero_gradient_datasets_are_left_out_of_the_min_norm_solve(tmp_path):
         bad = g.clone()
         bad[2, 0] = float("nan")
         trainer._solve_weights(bad @ bad.T, torch.ones(3))
+
+
+@pytest.mark.parametrize("kind", ["plain", "silog", "shift"])
+def test_baseline_losses_train_and_match_their_functions(tmp_path, kind):
+    from mixdepth import losses
+
+    datasets = _three_datasets()
+    config = load_config(
+        _three_config(tmp_path, "uniform", steps=2, loss={"kind": kind}), check_paths=False
+    )
+    config.datasets[1].loss = None  # the second dataset takes loss.kind
+    trainer = Trainer(config, datasets=datasets)
+    assert [loss.kind for loss in trainer.losses] == ["trim", kind, "ordinal"]
+    batch = _fixed_batches(datasets)[1]
+    with torch.no_grad():
+        pred = trainer.forward_disparity(trainer.model, batch["image"])
+        value, terms = trainer.losses[1](pred, batch)
+    function = {"plain": losses.mse_loss, "silog": losses.silog_loss,
+                "shift": losses.shift_invariant_loss}[kind]
+    expected = function(pred, batch["disparity"], batch["mask"], reduction="image")
+    assert torch.isfinite(value) and float(value) == pytest.approx(float(expected))
+    assert set(terms) == {"data"}
+    result = trainer.run()
+    assert result.step == 2 and all(map(math.isfinite, result.losses.values()))
+
+
+def test_dataset_limit_keeps_the_first_samples(tmp_path):
+    from mixdepth.synthetic.writer import generate_set
+
+    generate_set(tmp_path / "exact", "exact", 4, seed=0, size=32, contact_sheet=False)
+    config = toy_config(tmp_path, "uniform", n_datasets=1, batch_size=2)
+    config["datasets"] = [{"name": "sintel", "root": str(tmp_path / "exact"), "limit": 3}]
+    trainer = Trainer(load_config(config))
+    assert len(trainer.datasets[0]) == 3
+    config["datasets"][0]["limit"] = 0
+    with pytest.raises(ConfigError, match=r"^datasets\[0\]\.limit: must be positive"):
+        load_config(config)

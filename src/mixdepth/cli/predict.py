@@ -136,6 +136,10 @@ def predict(
         False, "--stabilize", help="Videos: align each frame's scale/shift to the running output."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    compile_model: bool = typer.Option(
+        False, "--compile", help="torch.compile the network: fastest for videos and many "
+        "same-size images, after a one-off compilation per input size (needs a C++ compiler)."
+    ),
 ) -> None:
     """Predict relative inverse depth (near = high) for images, folders, globs and videos.
 
@@ -162,7 +166,11 @@ def predict(
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
 
-    predictor = Predictor(model, weights, device=device, dtype=dtypes[dtype], onnx=onnx)
+    if compile_model and onnx is not None:
+        raise ConfigError("--compile applies to PyTorch models, not to --onnx")
+    predictor = Predictor(
+        model, weights, device=device, dtype=dtypes[dtype], compile=compile_model, onnx=onnx
+    )
     if model is not None and weights is None:
         console.print(f"[yellow]warning:[/] --model {model} without --weights: random weights, "
                       "the depth maps are meaningless (use for testing only)")

@@ -16,6 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixdepth.errors import ConfigError
+
+OUTPUT_ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus}
+
 
 class Interpolate(nn.Module):
     """Resize by a fixed scale factor (no parameters), as a module usable inside nn.Sequential."""
@@ -132,20 +136,27 @@ def make_head(
     hidden: int = 32,
     non_negative: bool = True,
     align_corners: bool = False,
+    activation: str = "relu",
 ) -> nn.Sequential:
     """Output head: conv3x3 -> x2 bilinear -> conv3x3 -> ReLU -> conv1x1 -> ReLU (non_negative).
 
     (B, features, h, w) -> (B, 1, 2h, 2w). Indices 0, 2, 4 hold the weights, as in the official
-    `output_conv`. `head_features` defaults to features // 2.
+    `output_conv`. `head_features` defaults to features // 2. activation: the final
+    non-negative activation, "relu" (official) or "softplus" (positive everywhere, and never
+    without gradient, which matters for the ordinal ranking loss).
     """
     head_features = head_features or features // 2
+    if activation not in OUTPUT_ACTIVATIONS:
+        raise ConfigError(
+            f"head activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, got {activation!r}"
+        )
     return nn.Sequential(
         nn.Conv2d(features, head_features, 3, padding=1),
         Interpolate(2, "bilinear", align_corners=align_corners),
         nn.Conv2d(head_features, hidden, 3, padding=1),
         nn.ReLU(),
         nn.Conv2d(hidden, 1, 1),
-        nn.ReLU() if non_negative else nn.Identity(),
+        OUTPUT_ACTIVATIONS[activation]() if non_negative else nn.Identity(),
     )
 
 
@@ -169,6 +180,7 @@ class FusionDecoder(nn.Module):
         head_features: int | None = None,
         head_hidden: int = 32,
         head_align_corners: bool = False,
+        head_activation: str = "relu",
         bn: bool = False,
         deconv: bool = False,
         align_corners: bool = True,
@@ -188,7 +200,8 @@ class FusionDecoder(nn.Module):
             )
             setattr(self, f"refinenet{k}", block)
         self.output_conv = make_head(
-            features, head_features, head_hidden, non_negative, head_align_corners
+            features, head_features, head_hidden, non_negative, head_align_corners,
+            head_activation,
         )
 
     def project(self, layers: Sequence[torch.Tensor]) -> list[torch.Tensor]:

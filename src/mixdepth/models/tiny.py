@@ -62,10 +62,11 @@ class TinyEncoder(nn.Module):
 @register("tiny", input_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 def tiny(
     *, width: float = 1.0, features: int = 32, expand: bool = False, non_negative: bool = True,
-    head_hidden: int = 16, backbone: str = "tiny",
+    head_hidden: int = 16, head_activation: str = "relu", backbone: str = "tiny",
 ) -> MidasNet:
     """Tiny CNN (MobileNet-like encoder, fusion decoder width 32), ~0.7 M params, 256 px.
 
+    head_activation: final activation, "relu" or "softplus" (see blocks.make_head).
     backbone="timm:NAME" swaps the encoder for a timm features_only model (needs timm).
     """
     if backbone.startswith("timm:"):
@@ -76,6 +77,6 @@ def tiny(
         raise ConfigError(f"backbone must be 'tiny' or 'timm:NAME', got {backbone!r}")
     decoder = FusionDecoder(
         encoder.out_channels, features, expand=expand, non_negative=non_negative,
-        head_hidden=head_hidden,
+        head_hidden=head_hidden, head_activation=head_activation,
     )
     return MidasNet(encoder, decoder)

@@ -18,7 +18,11 @@ import yaml
 
 from mixdepth.errors import ConfigError
 
-LossKind = Literal["mse", "mae", "trim", "ordinal"]
+# mse | mae | trim: the scale-and-shift-invariant losses (ssimse, ssimae, ssitrim) plus the
+# gradient term; plain | silog | shift: the baselines (plain MSE in disparity, scale-invariant
+# log, shift-only invariant), without the gradient term; ordinal: the ranking loss on pairs.
+LossKind = Literal["mse", "mae", "trim", "plain", "silog", "shift", "ordinal"]
+BASELINE_LOSSES = ("plain", "silog", "shift")
 
 
 @dataclass
@@ -38,8 +42,10 @@ class DatasetConfig:
     """name: dataset registry name (mixdepth.data); root: its directory or tar archive;
     split: which split (default: "train" where the dataset has one, else its first split);
     options: dataset keyword options (e.g. space and scale for `folder`);
-    loss: mse | mae | trim | ordinal (default: ordinal for ordinal datasets, trim otherwise);
-    weight: multiplies this dataset's loss; label: name in logs (default: name)."""
+    loss: mse | mae | trim | plain | silog | shift | ordinal (default: ordinal for ordinal
+    datasets, else `loss.kind`); weight: multiplies this dataset's loss; label: name in logs
+    (default: name); limit: use only the first `limit` samples (e.g. to make dataset sizes
+    unequal in an ablation)."""
 
     name: str
     root: str
@@ -48,13 +54,16 @@ class DatasetConfig:
     loss: LossKind | None = None
     weight: float = 1.0
     label: str | None = None
+    limit: int | None = None
 
 
 @dataclass
 class LossConfig:
-    """alpha: weight of the multi-scale gradient-matching term; scales: its number of scales;
+    """kind: loss of every dense dataset without its own `loss` (see LossKind); alpha: weight
+    of the multi-scale gradient-matching term (SSI kinds only); scales: its number of scales;
     reduction: image (mean of per-image losses) or batch (pixels pooled over the batch)."""
 
+    kind: LossKind = "trim"
     alpha: float = 0.5
     scales: int = 4
     reduction: Literal["image", "batch"] = "image"
@@ -248,6 +257,8 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
     }.items():
         if value < 0:
             raise ConfigError(f"{key}: must not be negative, got {value}")
+    if config.loss.kind == "ordinal":
+        raise ConfigError("loss.kind: ordinal applies to pair datasets only; set it per dataset")
     if config.crop_size % 32:
         raise ConfigError(f"crop_size: must be a multiple of 32, got {config.crop_size}")
     if config.threads is not None and config.threads <= 0:
@@ -263,6 +274,8 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
     for i, ds in enumerate(config.datasets):
         if ds.weight <= 0:
             raise ConfigError(f"datasets[{i}].weight: must be positive, got {ds.weight}")
+        if ds.limit is not None and ds.limit <= 0:
+            raise ConfigError(f"datasets[{i}].limit: must be positive or null, got {ds.limit}")
         label = ds.label or ds.name
         if label in labels:
             raise ConfigError(

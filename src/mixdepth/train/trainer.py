@@ -93,8 +93,9 @@ def collate_slots(items: list) -> dict:
 
 
 class DatasetLoss(nn.Module):
-    """The loss of one dataset: an SSI loss (mse | mae | trim) + gradient matching, or the
-    ordinal ranking loss. forward(pred (B,H,W), batch part) -> (total, {term: value})."""
+    """The loss of one dataset: an SSI loss (mse | mae | trim) + gradient matching, a baseline
+    (plain | silog | shift, no gradient term) or the ordinal ranking loss.
+    forward(pred (B,H,W) disparity, batch part) -> (total, {term: value})."""
 
     def __init__(self, kind: str, alpha: float, scales: int, reduction: str):
         super().__init__()
@@ -103,18 +104,23 @@ class DatasetLoss(nn.Module):
         self.kind = kind
         self.reduction = reduction
         self.ssi = (
-            None
-            if kind == "ordinal"
-            else ScaleShiftInvariantLoss(kind=kind, alpha=alpha, scales=scales, reduction=reduction)
+            ScaleShiftInvariantLoss(kind=kind, alpha=alpha, scales=scales, reduction=reduction)
+            if kind in ("mse", "mae", "trim")
+            else None
         )
 
     def forward(self, pred: torch.Tensor, part: dict) -> tuple[torch.Tensor, dict]:
-        if self.ssi is None:
-            from mixdepth.losses import ordinal_ranking_loss
+        from mixdepth import losses
 
-            loss = ordinal_ranking_loss(pred, part["pairs"], reduction=self.reduction)
+        if self.ssi is not None:
+            return self.ssi(pred, part["disparity"], part["mask"])
+        if self.kind == "ordinal":
+            loss = losses.ordinal_ranking_loss(pred, part["pairs"], reduction=self.reduction)
             return loss, {"ordinal": loss}
-        return self.ssi(pred, part["disparity"], part["mask"])
+        baseline = {"plain": losses.mse_loss, "silog": losses.silog_loss,
+                    "shift": losses.shift_invariant_loss}[self.kind]
+        loss = baseline(pred, part["disparity"], part["mask"], reduction=self.reduction)
+        return loss, {"data": loss}
 
 
 def _select(batch: dict, rows: torch.Tensor) -> dict:
@@ -372,6 +378,8 @@ class Trainer:
                 )
             except MixdepthError as err:
                 raise ConfigError(f"datasets[{i}] ({ds.name} at {ds.root}): {err}") from None
+            if ds.limit is not None:
+                dataset.entries = dataset.entries[: ds.limit]
             datasets.append(dataset)
         return datasets
 
@@ -384,7 +392,7 @@ class Trainer:
                 raise ConfigError(f"datasets[{i}].root: no samples found in {ds.root}")
             space = getattr(dataset, "space", None)
             ordinal = space is not None and Space(space) is Space.ORDINAL
-            kind = ds.loss or ("ordinal" if ordinal else "trim")
+            kind = ds.loss or ("ordinal" if ordinal else self.config.loss.kind)
             if ordinal and kind != "ordinal":
                 raise ConfigError(
                     f"datasets[{i}].loss: {ds.name} has ordinal pairs only; use loss: ordinal"
@@ -392,7 +400,7 @@ class Trainer:
             if space is not None and not ordinal and kind == "ordinal":
                 raise ConfigError(
                     f"datasets[{i}].loss: ordinal needs point pairs, {ds.name} has dense "
-                    f"{Space(space).value} targets; use mse, mae or trim"
+                    f"{Space(space).value} targets; use a dense loss (e.g. trim)"
                 )
             kinds.append(kind)
         return kinds

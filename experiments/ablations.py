@@ -1,0 +1,329 @@
+"""The paper's ablations at small scale: losses, mixing strategies, adding datasets.
+
+    python experiments/ablations.py run [--study losses|mixing|datasets|all] [--seeds 0 1 2]
+                                        [--steps 200] [--data data/ablate] [--out runs/ablations]
+    python experiments/ablations.py report [--out runs/ablations] [--doc docs/ablations.md]
+
+`run` trains the `tiny` model (softplus head) from scratch once per variant and seed under the
+same budget (steps, crop, images per dataset per step) on the synthetic mix in --data (made by
+`mixdepth synth --preset default-mix --out DIR --n-per-set 200 --size 128 -j 2`) and evaluates
+it zero-shot on the first 100 images of each held-out family (landscape, forest) with the
+published protocol. Each
+finished run leaves result.json next to its checkpoints; runs already finished are skipped,
+an interrupted one resumes from its last checkpoint. Several `run` processes (one per core) share
+the work: each takes the next run no live process has claimed. `report` writes the tables (mean and
+standard deviation over seeds) and bar charts to --doc and docs/images/ablations/.
+
+Studies:
+- losses:   ssimse / ssimae / ssitrim, each without and with the gradient-matching term (alpha
+            0 and 0.5), and the baselines plain MSE in disparity, scale-invariant log (silog)
+            and shift-only invariance; uniform mixing over the six dense personalities.
+- mixing:   naive / uniform / Pareto over all seven personalities with very unequal sizes
+            (200, 100, 50, 25, 12, 6 and 3 images).
+- datasets: uniform mixing over the first k personalities for k = 1..7 (in the order of
+            DATASET_ORDER), two images of each per step, ssitrim + gradient term.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+STUDIES = ("losses", "mixing", "datasets")
+DENSE = ("exact", "indoor-rgbd", "street-lidar", "sfm", "web-stereo", "movies-3d")
+DATASET_ORDER = (*DENSE, "ordinal")
+LOSS_VARIANTS = {  # label -> (loss.kind, loss.alpha)
+    "ssimse": ("mse", 0.0),
+    "ssimse+grad": ("mse", 0.5),
+    "ssimae": ("mae", 0.0),
+    "ssimae+grad": ("mae", 0.5),
+    "ssitrim": ("trim", 0.0),
+    "ssitrim+grad": ("trim", 0.5),
+    "plain MSE": ("plain", 0.0),
+    "silog": ("silog", 0.0),
+    "shift-only": ("shift", 0.0),
+}
+MIXING_SIZES = dict(zip(DATASET_ORDER, (200, 100, 50, 25, 12, 6, 3), strict=True))
+METRICS = ("absrel", "delta1")  # what result.json keeps of the evaluation summary
+EVAL_IMAGES = 100  # per held-out family
+
+
+def mix_datasets(data: Path, names: tuple[str, ...], limits: dict | None = None) -> list[dict]:
+    """Config entries for the named training sets of the mix in `data` (its mix.yaml)."""
+    mix_file = data / "mix.yaml"
+    if not mix_file.is_file():
+        sys.exit(f"{mix_file}: not found; make it with `mixdepth synth --preset default-mix "
+                 f"--out {data} --n-per-set 200 --size 128 -j 2`")
+    sets = {entry["name"]: entry for entry in yaml.safe_load(mix_file.read_text())["train"]}
+    entries = []
+    for name in names:
+        entry = sets[name]
+        ds = {"name": entry["dataset"], "root": str(data / entry["root"]), "label": name}
+        if entry.get("split"):
+            ds["split"] = entry["split"]
+        if entry["dataset"] == "folder":
+            ds["options"] = {"space": entry["space"]}
+        if limits:
+            ds["limit"] = limits[name]
+        entries.append(ds)
+    return entries
+
+
+def base_config(steps: int, seed: int, out_dir: Path) -> dict:
+    """What every ablation run shares: model, optimiser, schedule, crop, budget."""
+    return {
+        "model": {"name": "tiny", "options": {"head_activation": "softplus"}},
+        "mixing": "uniform",
+        "loss": {"kind": "trim", "alpha": 0.5, "scales": 3, "reduction": "image"},
+        "optimizer": {"lr_encoder": 3.0e-4, "lr_decoder": 3.0e-4},
+        "schedule": {"kind": "cosine", "warmup_steps": 20, "min_lr_ratio": 0.05},
+        "steps": steps,
+        "crop_size": 96,
+        "augment": {"flip": True, "jitter": True},
+        "grad_clip": 1.0,
+        "checkpoint_every": max(steps // 4, 1),
+        "keep_checkpoints": 1,
+        "log_every": 25,
+        "seed": seed,
+        "num_workers": 0,
+        "threads": 1,
+        "device": "cpu",
+        "progress": False,
+        "report": False,
+        "val_images": 0,
+        "out_dir": str(out_dir),
+    }
+
+
+def study_runs(study: str, data: Path, steps: int, seed: int, out: Path) -> dict[str, dict]:
+    """{variant label: training config} of one study and seed."""
+    runs = {}
+    if study == "losses":
+        for label, (kind, alpha) in LOSS_VARIANTS.items():
+            config = base_config(steps, seed, out / study / slug(label) / f"seed{seed}")
+            config["datasets"] = mix_datasets(data, DENSE)
+            config["batch_size"] = 2 * len(DENSE)
+            config["loss"].update(kind=kind, alpha=alpha)
+            runs[label] = config
+    elif study == "mixing":
+        for strategy in ("naive", "uniform", "pareto"):
+            config = base_config(steps, seed, out / study / strategy / f"seed{seed}")
+            config["datasets"] = mix_datasets(data, DATASET_ORDER, MIXING_SIZES)
+            config["batch_size"] = 2 * len(DATASET_ORDER)
+            config["mixing"] = strategy
+            runs[strategy] = config
+    elif study == "datasets":
+        for k, label in enumerate(variant_labels(study), start=1):
+            config = base_config(steps, seed, out / study / f"k{k}" / f"seed{seed}")
+            config["datasets"] = mix_datasets(data, DATASET_ORDER[:k])
+            config["batch_size"] = 2 * k
+            runs[label] = config
+    else:
+        raise ValueError(f"unknown study {study!r}; choose from {', '.join(STUDIES)}")
+    return runs
+
+
+def variant_labels(study: str) -> list[str]:
+    """The variants of a study, in table order."""
+    if study == "losses":
+        return list(LOSS_VARIANTS)
+    if study == "mixing":
+        return ["naive", "uniform", "pareto"]
+    return [f"{k}: {'+ ' if k > 1 else ''}{name}" for k, name in enumerate(DATASET_ORDER, 1)]
+
+
+def slug(label: str) -> str:
+    return label.replace(" ", "-").replace("+", "-plus-").lower()
+
+
+def evaluate_run(weights: Path, heldout: Path, out: Path) -> dict:
+    """Zero-shot metrics of a trained model on the held-out families (mean over images)."""
+    from mixdepth.eval import evaluate
+    from mixdepth.predict import Predictor
+
+    result = evaluate("synthetic-heldout", heldout, model=Predictor(weights=weights),
+                      out=out, label="model", progress=False, limit=EVAL_IMAGES)
+    return {key: result.summary["metrics"][key] for key in METRICS}
+
+
+def claim(run_dir: Path) -> bool:
+    """Take a run for this process (several `run` processes can share the work): False when
+    another live process holds it. A claim of a process that has died is taken over."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / "claimed_by"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            owner = int(lock.read_text())
+            if owner != os.getpid():
+                os.kill(owner, 0)
+                return False  # held by a live process
+        except (ValueError, ProcessLookupError):
+            pass  # a stale claim: take it over
+        lock.write_text(str(os.getpid()))
+        return True
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    return True
+
+
+def run_study(study: str, args: argparse.Namespace) -> None:
+    from mixdepth.train import train
+
+    for seed in args.seeds:
+        for label, config in study_runs(study, args.data, args.steps, seed, args.out).items():
+            run_dir = Path(config["out_dir"])
+            result_file = run_dir / "result.json"
+            if result_file.is_file() or not claim(run_dir):
+                continue
+            started = time.perf_counter()
+            trained = train(config, resume=(run_dir / "checkpoints").is_dir())
+            metrics = evaluate_run(trained.weights, args.data / "heldout", run_dir / "eval")
+            seconds = time.perf_counter() - started
+            record = {"study": study, "variant": label, "seed": seed, "steps": args.steps,
+                      "seconds": round(seconds, 1), **metrics}
+            result_file.write_text(json.dumps(record, indent=1))
+            print(f"{study:9s} {label:28s} seed {seed}: AbsRel {metrics['absrel']:.4f} "
+                  f"delta1 {metrics['delta1']:.4f} ({seconds:.0f} s)", flush=True)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def collect(out: Path) -> dict[str, dict[str, list[dict]]]:
+    """{study: {variant: [result records over seeds]}}, variants in table order."""
+    found: dict[str, dict[str, list[dict]]] = {}
+    for path in sorted(out.glob("*/*/seed*/result.json")):
+        record = json.loads(path.read_text())
+        found.setdefault(record["study"], {}).setdefault(record["variant"], []).append(record)
+    return {
+        study: {v: found[study][v] for v in variant_labels(study) if v in found[study]}
+        for study in STUDIES if study in found
+    }
+
+
+def reference_rows(heldout: Path) -> dict[str, dict]:
+    """The same protocol for two trivial predictors: constant, and "lower is nearer"."""
+    from model_card import ImagePrior
+
+    from mixdepth.eval import evaluate
+    from mixdepth.predict import Predictor
+
+    rows = {}
+    for label, rows_prior in (("constant prediction", False), ("lower is nearer", True)):
+        predictor = Predictor(model=ImagePrior(rows=rows_prior))
+        result = evaluate("synthetic-heldout", heldout, model=predictor, progress=False,
+                          limit=EVAL_IMAGES)
+        rows[label] = {key: result.summary["metrics"][key] for key in METRICS}
+    return rows
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.4f} ± {sd:.4f}"
+
+
+def study_table(variants: dict[str, list[dict]], references: dict[str, dict]) -> str:
+    lines = ["| variant | held-out AbsRel (mean ± sd) | held-out δ<1.25 (mean ± sd) | seeds "
+             "| minutes per run |", "|---|---|---|---|---|"]
+    for label, records in variants.items():
+        absrel = [r["absrel"] for r in records]
+        delta = [r["delta1"] for r in records]
+        minutes = statistics.fmean(r["seconds"] for r in records) / 60
+        lines.append(f"| {label} | {spread(absrel)} | {spread(delta)} | {len(records)} "
+                     f"| {minutes:.1f} |")
+    for label, metrics in references.items():
+        lines.append(f"| *{label}* | {metrics['absrel']:.4f} | {metrics['delta1']:.4f} | – | – |")
+    return "\n".join(lines)
+
+
+def study_plot(study: str, variants: dict[str, list[dict]], references: dict[str, dict],
+               path: Path) -> None:
+    """Bar chart of AbsRel per variant: mean over seeds, error bar = sd, dots = seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(variants)
+    means = [statistics.fmean(r["absrel"] for r in variants[v]) for v in labels]
+    sds = [statistics.stdev([r["absrel"] for r in variants[v]]) if len(variants[v]) > 1 else 0
+           for v in labels]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(labels), 3.4), dpi=110)
+    ax.bar(range(len(labels)), means, yerr=sds, capsize=4, color="#5b8bd0")
+    for i, v in enumerate(labels):
+        values = [r["absrel"] for r in variants[v]]
+        ax.plot([i] * len(values), values, "k.", ms=4)
+    styles = iter(("--", ":"))
+    for label, metrics in references.items():
+        ax.axhline(metrics["absrel"], color="grey", ls=next(styles), lw=1, label=label)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("held-out AbsRel (lower is better)")
+    ax.set_title(f"{study}: zero-shot on held-out families", fontsize=9)
+    low = min(min(means), *(m["absrel"] for m in references.values()))
+    ax.set_ylim(bottom=max(0.0, low - 0.08))
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+START, END = "<!-- ablation-results:start -->", "<!-- ablation-results:end -->"
+
+
+def report(args: argparse.Namespace) -> None:
+    results = collect(args.out)
+    if not results:
+        sys.exit(f"{args.out}: no finished ablation runs (result.json) found")
+    references = reference_rows(args.data / "heldout")
+    images = args.doc.parent / "images" / "ablations"
+    parts = []
+    for study, variants in results.items():
+        plot = images / f"{study}.png"
+        study_plot(study, variants, references, plot)
+        steps = {r["steps"] for records in variants.values() for r in records}
+        parts.append(f"### {study}\n\n{study_table(variants, references)}\n\n"
+                     f"Steps per run: {', '.join(map(str, sorted(steps)))}.\n\n"
+                     f"![{study}]({plot.relative_to(args.doc.parent).as_posix()})\n")
+    block = f"{START}\n" + "\n".join(parts) + f"{END}"
+    print(block)
+    text = args.doc.read_text() if args.doc.is_file() else f"# Ablations\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        sys.exit(f"{args.doc}: markers {START} / {END} not found")
+    head, rest = text.split(START, 1)
+    args.doc.write_text(head + block + rest.split(END, 1)[1])
+    print(f"wrote {args.doc} and {images}/")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="train and evaluate the runs of one or all studies")
+    run_parser.add_argument("--study", choices=(*STUDIES, "all"), default="all")
+    run_parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    run_parser.add_argument("--steps", type=int, default=200)
+    report_parser = sub.add_parser("report", help="tables and plots of the finished runs")
+    report_parser.add_argument("--doc", type=Path, default=Path("docs/ablations.md"))
+    for p in (run_parser, report_parser):
+        p.add_argument("--data", type=Path, default=Path("data/ablate"))
+        p.add_argument("--out", type=Path, default=Path("runs/ablations"))
+    args = parser.parse_args()
+    if args.command == "report":
+        report(args)
+        return
+    for study in STUDIES if args.study == "all" else (args.study,):
+        run_study(study, args)
+
+
+if __name__ == "__main__":
+    main()
