@@ -1,7 +1,7 @@
 """The paper's ablations at small scale: losses, mixing strategies, adding datasets.
 
     python experiments/ablations.py run [--study losses|mixing|datasets|all] [--seeds 0 1 2]
-                                        [--steps 200] [--data data/ablate] [--out runs/ablations]
+                                        [--steps 400] [--data data/ablate] [--out runs/ablations]
     python experiments/ablations.py report [--out runs/ablations] [--doc docs/ablations.md]
 
 `run` trains the `tiny` model (softplus head) from scratch once per variant and seed under the
@@ -311,7 +311,7 @@ def main() -> None:
     run_parser = sub.add_parser("run", help="train and evaluate the runs of one or all studies")
     run_parser.add_argument("--study", choices=(*STUDIES, "all"), default="all")
     run_parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    run_parser.add_argument("--steps", type=int, default=200)
+    run_parser.add_argument("--steps", type=int, default=400)
     report_parser = sub.add_parser("report", help="tables and plots of the finished runs")
     report_parser.add_argument("--doc", type=Path, default=Path("docs/ablations.md"))
     for p in (run_parser, report_parser):
