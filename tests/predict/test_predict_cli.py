@@ -111,6 +111,15 @@ def test_bad_options_are_reported(tmp_path, monkeypatch, capsys):
         assert value in capsys.readouterr().err.replace("\n", "")
 
 
+def test_compile_with_onnx_is_refused(tmp_path, monkeypatch, capsys):
+    save(tmp_path / "a.png", random_image(16, 16))
+    code = run_main(monkeypatch, ["predict", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"),
+                                  "--onnx", str(tmp_path / "m.onnx"), "--compile"])
+    assert code == 2
+    assert "--compile applies to PyTorch models" in capsys.readouterr().err.replace("\n", "")
+    assert not (tmp_path / "o").exists()
+
+
 def test_outputs_never_overwrite_inputs(tmp_path, tiny_weights):
     original = random_image(24, 24)
     image = save(tmp_path / "pic.png", original)
