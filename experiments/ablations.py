@@ -143,13 +143,13 @@ def slug(label: str) -> str:
     return label.replace(" ", "-").replace("+", "-plus-").lower()
 
 
-def evaluate_run(weights: Path, heldout: Path, out: Path) -> dict:
-    """Zero-shot metrics of a trained model on the held-out families (mean over images)."""
+def heldout_metrics(predictor, heldout: Path, out: Path | None = None) -> dict:
+    """Zero-shot METRICS of a Predictor on the first EVAL_IMAGES of each held-out family
+    (mean over images); out: where the evaluation writes its files (None: nowhere)."""
     from mixdepth.eval import evaluate
-    from mixdepth.predict import Predictor
 
-    result = evaluate("synthetic-heldout", heldout, model=Predictor(weights=weights),
-                      out=out, label="model", progress=False, limit=EVAL_IMAGES)
+    result = evaluate("synthetic-heldout", heldout, model=predictor, out=out, label="model",
+                      progress=False, limit=EVAL_IMAGES)
     return {key: result.summary["metrics"][key] for key in METRICS}
 
 
@@ -176,6 +176,7 @@ def claim(run_dir: Path) -> bool:
 
 
 def run_study(study: str, args: argparse.Namespace) -> None:
+    from mixdepth.predict import Predictor
     from mixdepth.train import train
 
     for seed in args.seeds:
@@ -186,7 +187,8 @@ def run_study(study: str, args: argparse.Namespace) -> None:
                 continue
             started = time.perf_counter()
             trained = train(config, resume=(run_dir / "checkpoints").is_dir())
-            metrics = evaluate_run(trained.weights, args.data / "heldout", run_dir / "eval")
+            metrics = heldout_metrics(Predictor(weights=trained.weights), args.data / "heldout",
+                                      run_dir / "eval")
             seconds = time.perf_counter() - started
             record = {"study": study, "variant": label, "seed": seed, "steps": args.steps,
                       "seconds": round(seconds, 1), **metrics}
@@ -214,16 +216,12 @@ def reference_rows(heldout: Path) -> dict[str, dict]:
     """The same protocol for two trivial predictors: constant, and "lower is nearer"."""
     from model_card import ImagePrior
 
-    from mixdepth.eval import evaluate
     from mixdepth.predict import Predictor
 
-    rows = {}
-    for label, rows_prior in (("constant prediction", False), ("lower is nearer", True)):
-        predictor = Predictor(model=ImagePrior(rows=rows_prior))
-        result = evaluate("synthetic-heldout", heldout, model=predictor, progress=False,
-                          limit=EVAL_IMAGES)
-        rows[label] = {key: result.summary["metrics"][key] for key in METRICS}
-    return rows
+    return {
+        label: heldout_metrics(Predictor(model=ImagePrior(rows=rows_prior)), heldout)
+        for label, rows_prior in (("constant prediction", False), ("lower is nearer", True))
+    }
 
 
 def spread(values: list[float]) -> str:

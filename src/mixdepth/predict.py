@@ -317,11 +317,12 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     """`torch.compile` (inductor, weights frozen into the graph) of the batch-norm-folded,
     channels-last model: the fastest CPU path for many inputs of one size (video frames, one
     camera's photos). Compiling happens at the first call and again for each new input shape
-    (tens of seconds each on a CPU) and needs a C++ compiler; call it under inference mode."""
-    has_bn = any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    base = fold_batch_norm(model) if has_bn else model
-    base = base.to(memory_format=torch.channels_last).eval()
-    return torch.compile(base, dynamic=False, options={"freezing": True})
+    (tens of seconds each on a CPU) and needs a C++ compiler; call it under inference mode.
+    As in `optimize_for_inference`, a model without BatchNorm2d is used as it is (no copy, and
+    its memory layout is left alone)."""
+    if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        model = fold_batch_norm(model).to(memory_format=torch.channels_last)
+    return torch.compile(model.eval(), dynamic=False, options={"freezing": True})
 
 
 class _OnnxRunner:

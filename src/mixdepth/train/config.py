@@ -22,7 +22,6 @@ from mixdepth.errors import ConfigError
 # gradient term; plain | silog | shift: the baselines (plain MSE in disparity, scale-invariant
 # log, shift-only invariant), without the gradient term; ordinal: the ranking loss on pairs.
 LossKind = Literal["mse", "mae", "trim", "plain", "silog", "shift", "ordinal"]
-BASELINE_LOSSES = ("plain", "silog", "shift")
 
 
 @dataclass

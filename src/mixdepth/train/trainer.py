@@ -99,27 +99,28 @@ class DatasetLoss(nn.Module):
 
     def __init__(self, kind: str, alpha: float, scales: int, reduction: str):
         super().__init__()
-        from mixdepth.losses import ScaleShiftInvariantLoss
+        from mixdepth import losses
 
         self.kind = kind
         self.reduction = reduction
         self.ssi = (
-            ScaleShiftInvariantLoss(kind=kind, alpha=alpha, scales=scales, reduction=reduction)
+            losses.ScaleShiftInvariantLoss(kind=kind, alpha=alpha, scales=scales,
+                                           reduction=reduction)
             if kind in ("mse", "mae", "trim")
             else None
         )
+        # the loss function of the baselines and the ordinal kind (unused for SSI kinds)
+        self.function = {"plain": losses.mse_loss, "silog": losses.silog_loss,
+                         "shift": losses.shift_invariant_loss,
+                         "ordinal": losses.ordinal_ranking_loss}.get(kind)
 
     def forward(self, pred: torch.Tensor, part: dict) -> tuple[torch.Tensor, dict]:
-        from mixdepth import losses
-
         if self.ssi is not None:
             return self.ssi(pred, part["disparity"], part["mask"])
         if self.kind == "ordinal":
-            loss = losses.ordinal_ranking_loss(pred, part["pairs"], reduction=self.reduction)
+            loss = self.function(pred, part["pairs"], reduction=self.reduction)
             return loss, {"ordinal": loss}
-        baseline = {"plain": losses.mse_loss, "silog": losses.silog_loss,
-                    "shift": losses.shift_invariant_loss}[self.kind]
-        loss = baseline(pred, part["disparity"], part["mask"], reduction=self.reduction)
+        loss = self.function(pred, part["disparity"], part["mask"], reduction=self.reduction)
         return loss, {"data": loss}
 
 
