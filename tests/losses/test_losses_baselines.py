@@ -107,10 +107,13 @@ def test_ordinal_ranking_loss_hand_computed():
     pred = torch.tensor([[[2.0, 1.0], [0.0, 5.0]]], requires_grad=True)
     closer = [torch.tensor([[0, 0, 0, 1, 1]])]  # a = 2.0 is closer than b = 1.0: agrees
     further = [torch.tensor([[0, 0, 0, 1, -1]])]
-    assert ordinal_ranking_loss(pred, closer).item() == pytest.approx(math.log1p(math.exp(-1)))
-    assert ordinal_ranking_loss(pred, further).item() == pytest.approx(math.log1p(math.exp(1)))
+    raw = {"normalize": False}
+    assert ordinal_ranking_loss(pred, closer, **raw).item() == pytest.approx(
+        math.log1p(math.exp(-1)))
+    assert ordinal_ranking_loss(pred, further, **raw).item() == pytest.approx(
+        math.log1p(math.exp(1)))
     both = [torch.tensor([[0, 0, 0, 1, 1], [1, 0, 1, 1, -1]])]
-    value = ordinal_ranking_loss(pred, both)
+    value = ordinal_ranking_loss(pred, both, **raw)
     expected = (math.log1p(math.exp(-1)) + math.log1p(math.exp(-5))) / 2
     assert value.item() == pytest.approx(expected)
     value.backward()
@@ -139,9 +142,45 @@ def test_ordinal_ranking_loss_reductions_and_empty_images():
 
 def test_ordinal_ranking_loss_is_finite_for_huge_differences():
     pred = torch.tensor([[[1e6, -1e6]]], requires_grad=True)
-    value = ordinal_ranking_loss(pred, [torch.tensor([[0, 0, 0, 1, -1]])])
+    value = ordinal_ranking_loss(pred, [torch.tensor([[0, 0, 0, 1, -1]])], normalize=False)
     value.backward()
     assert value.item() == pytest.approx(2e6) and torch.isfinite(pred.grad).all()
+
+
+def test_normalized_ordinal_loss_hand_computed():
+    # pixels 2, 1, 0, 5: lower median 1, MAD (1 + 0 + 1 + 4) / 4 = 1.5
+    pred = torch.tensor([[[2.0, 1.0], [0.0, 5.0]]])
+    pairs = [torch.tensor([[0, 0, 1, 1, 1]])]  # 2 closer than 5: disagrees
+    expected = math.log1p(math.exp((5.0 - 2.0) / 1.5))
+    assert ordinal_ranking_loss(pred, pairs).item() == pytest.approx(expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(1e-3, 1e3), shift=st.floats(-1e3, 1e3))
+def test_normalized_ordinal_loss_is_scale_and_shift_invariant(seed, scale, shift):
+    generator = torch.Generator().manual_seed(seed)
+    pred = torch.rand(2, 6, 5, generator=generator, dtype=torch.float64)
+    pairs = [torch.tensor([[0, 0, 5, 4, 1], [2, 3, 1, 1, -1]]), torch.tensor([[4, 4, 0, 1, -1]])]
+    for reduction in ("batch", "image", "none"):
+        reference = ordinal_ranking_loss(pred, pairs, reduction)
+        moved = ordinal_ranking_loss(scale * pred + shift, pairs, reduction)
+        torch.testing.assert_close(moved, reference, rtol=1e-6, atol=1e-9)
+
+
+def test_normalized_ordinal_loss_gradcheck_and_constant_prediction():
+    pred = torch.rand(2, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    pairs = [torch.tensor([[0, 0, 3, 4, 1], [1, 2, 2, 1, -1]]), torch.tensor([[3, 3, 0, 0, 1]])]
+    pred.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: ordinal_ranking_loss(p, pairs), (pred,))
+    constant = torch.full((2, 4, 5), 7.0, requires_grad=True)
+    value = ordinal_ranking_loss(constant, pairs)
+    value.backward()
+    assert value.item() == pytest.approx(math.log(2.0))
+    assert (constant.grad == 0).all()
+    single = torch.ones(1, 1, 1, requires_grad=True)  # a one-pixel image
+    value = ordinal_ranking_loss(single, [torch.tensor([[0, 0, 0, 0, 1]])])
+    value.backward()
+    assert math.isfinite(value.item()) and torch.isfinite(single.grad).all()
 
 
 def test_ordinal_ranking_loss_rejects_malformed_pairs():

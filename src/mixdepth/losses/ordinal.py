@@ -9,15 +9,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mixdepth.errors import MixdepthError
+from mixdepth.losses.alignment import normalize_median_mad
 from mixdepth.losses.reduction import check_reduction, reduce_sums, zero_loss
 
 
 def ordinal_ranking_loss(
-    pred: Tensor, pairs: Sequence[Tensor], reduction: str = "batch"
+    pred: Tensor, pairs: Sequence[Tensor], reduction: str = "batch", normalize: bool = True
 ) -> Tensor:
-    """Pairwise ranking loss: log(1 + exp(-label * (pred[a] - pred[b]))) per pair.
+    """Pairwise ranking loss: log(1 + exp(-label * (d[a] - d[b]))) per pair.
 
     pred: (B, H, W) predicted disparity (larger = closer).
+    normalize: d is pred normalised per image by its median and MAD over all pixels
+        (`normalize_median_mad`), which makes the loss invariant to a positive scale and any
+        shift of each image's prediction, like the dense losses; an image with a constant
+        prediction gets d = 0 (loss log 2 per pair). False: d = pred, the raw DIW loss, which
+        a network can lower without end by scaling its output up.
     pairs: B tensors (N_b, 5) int64 rows [y_a, x_a, y_b, x_b, label], label +1 when a is
         closer than b (larger disparity), -1 when it is further. N_b may be 0.
     reduction: "batch" = mean over all pairs of the batch, "image" = mean over images with
@@ -63,6 +69,8 @@ def ordinal_ranking_loss(
         )
     if not bool(((label == 1) | (label == -1)).all()):
         raise MixdepthError("ordinal_ranking_loss: pair labels must be +1 or -1")
+    if normalize:
+        pred = normalize_median_mad(pred, torch.ones_like(pred, dtype=torch.bool))
     flat = pred.reshape(batch, -1)
     value_a = flat[image_index, y_a * width + x_a]
     value_b = flat[image_index, y_b * width + x_b]
