@@ -307,22 +307,54 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     """
     if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         return model.eval()
-    fast = fold_batch_norm(model)
+    fast = pad_into_kernels(fold_batch_norm(model))
     if channels_last:
         fast = conv1x1_as_matmul(fast.to(memory_format=torch.channels_last))
     return fast.eval()
+
+
+def pad_into_kernels(model: nn.Module) -> nn.Module:
+    """`model` (a copy made for inference, modified in place) with the strided TensorFlow-"same"
+    convolutions of its EfficientNet encoder padding their kernel rather than their input
+    (`SamePadConv2d._forward_padded_kernel`, exact)."""
+    from mixdepth.models.efficientnet import SamePadConv2d
+
+    for module in model.modules():
+        if isinstance(module, SamePadConv2d):
+            module.pad_into_kernel = True
+    return model
 
 
 def compile_for_inference(model: nn.Module) -> nn.Module:
     """`torch.compile` (inductor, weights frozen into the graph) of the batch-norm-folded,
     channels-last model: the fastest CPU path for many inputs of one size (video frames, one
     camera's photos). Compiling happens at the first call and again for each new input shape
-    (tens of seconds each on a CPU) and needs a C++ compiler; call it under inference mode.
-    As in `optimize_for_inference`, a model without BatchNorm2d is used as it is (no copy, and
-    its memory layout is left alone)."""
+    (seconds to tens of seconds each on a CPU) and needs a C++ compiler; call it under
+    inference mode. As in `optimize_for_inference`, a model without BatchNorm2d is used as it
+    is (no copy, and its memory layout is left alone)."""
     if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
-        model = fold_batch_norm(model).to(memory_format=torch.channels_last)
-    return torch.compile(model.eval(), dynamic=False, options={"freezing": True})
+        model = pad_into_kernels(fold_batch_norm(model)).to(memory_format=torch.channels_last)
+    return FrozenCompiled(model.eval())
+
+
+class FrozenCompiled(nn.Module):
+    """A module compiled by inductor with freezing: parameters become constants of the graph, so
+    that convolutions run as prepacked oneDNN kernels with their bias and activation fused.
+    Inductor reads its freezing switch from its global config when it compiles, which happens
+    lazily at calls with a new input shape, so every call runs with the switch set (a
+    compile-time `options={"freezing": True}` is not enough) and the global config is left
+    as it was."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.compiled = torch.compile(model, dynamic=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            return self.compiled(x)
 
 
 class _OnnxRunner:

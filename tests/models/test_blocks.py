@@ -32,6 +32,26 @@ def test_same_padding_output_size(size, kernel, stride):
     assert out.shape[-2:] == tuple(-(-s // stride) for s in size)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 21), st.integers(1, 21)),
+    kernel=st.sampled_from([1, 3, 5]),
+    stride=st.sampled_from([1, 2, 3]),
+    groups=st.sampled_from([1, 4]),
+)
+def test_padding_the_kernel_gives_the_same_output_as_padding_the_input(
+        size, kernel, stride, groups):
+    torch.manual_seed(0)
+    conv = SamePadConv2d(4, 8, kernel, stride, groups).double()
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+    with torch.no_grad():
+        reference = conv(x)
+        conv.pad_into_kernel = True
+        padded_kernel = conv(x)
+    assert padded_kernel.shape == reference.shape
+    torch.testing.assert_close(padded_kernel, reference, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kernel", [3, 5])
 def test_same_padding_puts_the_extra_pixel_bottom_right(kernel):
     """TF "same" with stride 2 on an even size pads (k-2)//2 before: with a kernel that picks

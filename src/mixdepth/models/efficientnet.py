@@ -40,12 +40,29 @@ class SamePadConv2d(nn.Conv2d):
             groups=groups, bias=False,
         )
 
+    # set by the inference fast path (mixdepth.predict): pad the kernel instead of the input
+    pad_into_kernel = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.static:
-            pad_h = self._total_pad(x.shape[-2], self.kernel_size[0], self.stride[0])
-            pad_w = self._total_pad(x.shape[-1], self.kernel_size[1], self.stride[1])
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        if self.static:
+            return super().forward(x)
+        pad_h = self._total_pad(x.shape[-2], self.kernel_size[0], self.stride[0])
+        pad_w = self._total_pad(x.shape[-1], self.kernel_size[1], self.stride[1])
+        if self.pad_into_kernel:
+            return self._forward_padded_kernel(x, pad_h, pad_w)
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return super().forward(x)
+
+    def _forward_padded_kernel(self, x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+        """The same output without a padded copy of x (which costs more than the strided conv
+        itself on a CPU). Where the padding is one pixel larger at the bottom/right, a leading
+        zero row/column widens the kernel so that symmetric padding of the larger side gives
+        each output the same window. Exact; the sizes are Python ints, so this path is for
+        eager and compiled inference, not for export with dynamic sizes."""
+        extra_h, extra_w = pad_h % 2, pad_w % 2
+        weight = F.pad(self.weight, [extra_w, 0, extra_h, 0])
+        padding = (pad_h - pad_h // 2, pad_w - pad_w // 2)
+        return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     @staticmethod
     def _total_pad(size, kernel: int, stride: int):
