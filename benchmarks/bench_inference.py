@@ -10,6 +10,9 @@ For each model and batch size, prints ms/image of the network forward pass (norm
           (`compile_for_inference`: torch.compile with frozen weights of the folded,
           channels-last model), timed after its one-off compilation, which is printed too;
 - onnx:   the graph written by `mixdepth export`, in onnxruntime (CPU provider);
+- bf16:   with --bf16, the fast path under bfloat16 autocast (`--dtype bfloat16`), which
+          trades precision (its difference to eager is printed) for speed on CPUs with
+          native bf16 (AVX512-BF16, AMX); not an "identical output" path;
 
 with the parameter count, the speed-up of each against eager measured in the same run, and the
 max relative difference of each output to eager. Target: the optimised path >= 1.5x eager at
@@ -26,6 +29,7 @@ over interleaved repeats (the machine is shared; minima are the least noisy stat
 
     python benchmarks/bench_inference.py                        # midas_v21_small b1/b8 + tiny
     python benchmarks/bench_inference.py --models tiny --repeats 5 --exporter none --no-compile
+    python benchmarks/bench_inference.py --bf16           # adds the bfloat16 column
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def time_min(runs: dict[str, Callable[[], torch.Tensor]], repeats: int, clock=ti
 
 
 def bench(name: str, size: int, batches: list[int], repeats: int, threads: int,
-          exporter: str | None, clock, compiled: bool) -> list[dict]:
+          exporter: str | None, clock, compiled: bool, bf16: bool = False) -> list[dict]:
     import onnxruntime as ort
 
     model = random_model(name)
@@ -103,6 +107,8 @@ def bench(name: str, size: int, batches: list[int], repeats: int, threads: int,
                 row["compile_s"] = time.perf_counter() - start
         if session is not None:
             runs["onnx"] = partial(run_onnx, session, x)
+        if bf16:
+            runs["bf16"] = partial(run_bf16, fast, x_cl)
         with torch.inference_mode():
             best, outputs = time_min(runs, repeats, clock)
         for key, seconds in best.items():
@@ -110,6 +116,11 @@ def bench(name: str, size: int, batches: list[int], repeats: int, threads: int,
             row[f"{key}_diff"] = max_relative_difference(outputs[key], outputs["eager"])
         rows.append(row)
     return rows
+
+
+def run_bf16(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return model(x).float()
 
 
 def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
@@ -129,6 +140,8 @@ def main() -> None:
                         help="ONNX exporter for the onnxruntime column (none: skip it)")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the torch.compile column (it compiles for each batch size)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="add the fast path under bfloat16 autocast (less precise)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     clock = time.perf_counter if args.wall else time.process_time
@@ -136,14 +149,19 @@ def main() -> None:
           f"{'wall' if args.wall else 'CPU'} time, min of {args.repeats} repeats, random weights, "
           f"ONNX via {args.exporter} exporter")
     header = (f"{'model':<16} {'params':>7} {'batch':>5} {'eager ms':>9} {'fast ms':>8} "
-              f"{'speed-up':>8} {'diff':>8} {'compiled ms':>11} {'speed-up':>8} {'diff':>8} "
-              f"{'compile s':>9} {'onnx ms':>8} {'speed-up':>8} {'diff':>8}")
+              f"{'speed-up':>8} {'diff':>8}")
+    if args.compile:
+        header += f" {'compiled ms':>11} {'speed-up':>8} {'diff':>8} {'compile s':>9}"
+    if args.exporter != "none":
+        header += f" {'onnx ms':>8} {'speed-up':>8} {'diff':>8}"
+    if args.bf16:
+        header += f" {'bf16 ms':>8} {'speed-up':>8} {'diff':>8}"
     print(header)
     for name in args.models.split(","):
         for row in bench(name, args.size, [int(b) for b in args.batches.split(",")],
                          args.repeats, args.threads,
                          None if args.exporter == "none" else args.exporter, clock,
-                         args.compile):
+                         args.compile, args.bf16):
             line = (f"{row['model']:<16} {row['params'] / 1e6:6.2f}M {row['batch']:>5} "
                     f"{row['eager_ms']:9.1f} {row['fast_ms']:8.1f} "
                     f"{row['eager_ms'] / row['fast_ms']:7.2f}x {row['fast_diff']:8.1e}")
@@ -154,6 +172,9 @@ def main() -> None:
             if "onnx_ms" in row:
                 line += (f" {row['onnx_ms']:8.1f} {row['eager_ms'] / row['onnx_ms']:7.2f}x "
                          f"{row['onnx_diff']:8.1e}")
+            if "bf16_ms" in row:
+                line += (f" {row['bf16_ms']:8.1f} {row['eager_ms'] / row['bf16_ms']:7.2f}x "
+                         f"{row['bf16_diff']:8.1e}")
             print(line, flush=True)
 
 
