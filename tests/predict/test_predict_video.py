@@ -71,7 +71,10 @@ def test_stabilized_frames_are_aligned_predictions(tmp_path, tiny_model):
         (scale, shift), *_ = np.linalg.lstsq(a, saved.ravel().astype(np.float64), rcond=None)
         assert scale > 0
         assert max_relative_difference(scale * prediction + shift, saved) < 1e-4
-    np.testing.assert_array_equal(np.load(tmp_path / "o" / "clip_frames" / "000000.npy"), raw[0])
+    # the first frame is written as predicted (up to float rounding: the video ran in batches
+    # of 3, `raw` in one batch of 4, and oneDNN may sum in another order for another batch)
+    first = np.load(tmp_path / "o" / "clip_frames" / "000000.npy")
+    assert max_relative_difference(first, raw[0]) < 1e-6
 
 
 def test_stabilizer_removes_per_frame_scale_and_shift():
