@@ -71,3 +71,7 @@ def test_config_errors_name_the_key(tmp_path, synthetic_mix):
     result = runner.invoke(app, ["train", config, "model.options.depth=3"])
     assert isinstance(result.exception, ConfigError)
     assert str(result.exception).startswith("model.options: model 'tiny' has no option(s) depth")
+    # a bad option value is caught by --check too, before any training starts
+    result = runner.invoke(app, ["train", config, "--check", "model.options.head_activation=gelu"])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception).startswith("model.options: head activation must be one of")

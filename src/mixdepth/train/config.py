@@ -285,12 +285,17 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
             raise ConfigError(f"datasets[{i}].root: directory not found: {ds.root}")
     if check_paths:
         from mixdepth.models import list_models
+        from mixdepth.models.registry import create_on_meta
 
         models = list_models()
         if config.model.name not in models:
             raise ConfigError(
                 f"model.name: unknown model {config.model.name!r}; known: {', '.join(models)}"
             )
+        try:  # option names and values, without allocating the weights
+            create_on_meta(config.model.name, **config.model.options)
+        except ConfigError as err:
+            raise ConfigError(f"model.options: {err}") from None
         from mixdepth.data import list_datasets
 
         known = list_datasets()
