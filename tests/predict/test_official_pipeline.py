@@ -85,4 +85,6 @@ def test_same_output_as_the_official_pipeline_on_a_real_photo(make_model):
     official = official_run_py(predictor, PHOTO)
     assert ours.shape == official.shape == (500, 741)
     mean_relative = np.abs(ours - official).mean() / np.abs(official).mean()
+    print(f"\n{make_model.__name__ if make_model else 'bundled model'}: mean relative "
+          f"difference to the official pipeline {mean_relative:.1e}")
     assert mean_relative <= 5e-3, mean_relative
