@@ -75,3 +75,6 @@ def test_config_errors_name_the_key(tmp_path, synthetic_mix):
     result = runner.invoke(app, ["train", config, "--check", "model.options.head_activation=gelu"])
     assert isinstance(result.exception, ConfigError)
     assert str(result.exception).startswith("model.options: head activation must be one of")
+    result = runner.invoke(app, ["train", config, "--check", "model.options.width=abc"])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception).startswith("model.options: cannot build 'tiny' with")

@@ -296,6 +296,11 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
             create_on_meta(config.model.name, **config.model.options)
         except ConfigError as err:
             raise ConfigError(f"model.options: {err}") from None
+        except (TypeError, ValueError) as err:  # a value of the wrong type or range
+            raise ConfigError(
+                f"model.options: cannot build {config.model.name!r} with "
+                f"{config.model.options}: {err}"
+            ) from None
         from mixdepth.data import list_datasets
 
         known = list_datasets()
