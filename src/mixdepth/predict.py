@@ -33,7 +33,7 @@ import copy
 import importlib.resources
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -150,6 +150,10 @@ class InferenceConfig:
             mean=tuple(float(v) for v in config.mean),
             std=tuple(float(v) for v in config.std),
         )
+
+    def with_input_size(self, input_size: int | None) -> InferenceConfig:
+        """This config with another working size (None: unchanged)."""
+        return self if input_size is None else replace(self, input_size=input_size)
 
 
 def build_model(model: str | nn.Module | None, weights: str | Path | None) -> nn.Module:
@@ -389,9 +393,11 @@ class Predictor:
     """Relative inverse depth from RGB images with a mixdepth model or an exported ONNX file.
 
     Predictor(model="tiny" | nn.Module | None, weights=None, device="cpu",
-    dtype=torch.float32, optimize=True, compile=False, onnx=None)
+    dtype=torch.float32, optimize=True, compile=False, onnx=None, input_size=None)
 
     - model/weights: see `build_model`; with neither, the bundled default weights are used.
+    - input_size: working size for the resize rule instead of the model's (the size its
+      weights file records, else the architecture's default; see `self.config`).
     - dtype=torch.bfloat16 runs the network under CPU/CUDA autocast (output stays float32).
     - optimize: run a copy of the model prepared by `optimize_for_inference`.
     - compile: run `compile_for_inference` instead (fastest for many same-size inputs, after
@@ -409,9 +415,13 @@ class Predictor:
         optimize: bool = True,
         compile: bool = False,
         onnx: str | Path | None = None,
+        input_size: int | None = None,
     ):
         if dtype not in (torch.float32, torch.bfloat16):
             raise ConfigError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+        if input_size is not None and (isinstance(input_size, bool) or
+                                       not isinstance(input_size, int) or input_size < 32):
+            raise ConfigError(f"input_size must be an integer of at least 32, got {input_size!r}")
         self.device = torch.device(device)
         self.dtype = dtype
         self.model: nn.Module | None = None
@@ -425,14 +435,14 @@ class Predictor:
             if not onnx.is_file():
                 raise MixdepthError(f"{onnx}: ONNX file not found")
             runner = _OnnxRunner(onnx)
-            self.config = runner.config
+            self.config = runner.config.with_input_size(input_size)
             self._run = runner
             return
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device cuda requested but torch finds no CUDA device")
         net = build_model(model, weights).to(self.device)
         self.model = net
-        self.config = InferenceConfig.of(net.config)
+        self.config = InferenceConfig.of(net.config).with_input_size(input_size)
         if compile:
             self._fast = compile_for_inference(net)
         else:

@@ -1,5 +1,6 @@
 """`mixdepth eval` end to end, and the model path (tiny, random init) through the Predictor."""
 
+import json
 import sys
 
 import eval_layouts
@@ -109,13 +110,21 @@ def test_tiny_model_path_matches_its_own_bilinear_predictions(tmp_path):
     assert by_files.rows[0]["absrel"] == pytest.approx(by_model.rows[0]["absrel"], rel=1e-6)
     # The command line with --weights alone reads the architecture from the file.
     save_weights(predictor.model, tmp_path / "tiny.safetensors")
-    result = _invoke("--weights", str(tmp_path / "tiny.safetensors"),
-                     "--benchmark", "kitti", "--root", str(fx.root), "--limit", "1",
-                     "--out", str(tmp_path / "out"))
+    args = ["--weights", str(tmp_path / "tiny.safetensors"), "--benchmark", "kitti",
+            "--root", str(fx.root)]
+    result = _invoke(*args, "--limit", "1", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert "1 of 1 images evaluated" in result.output
     rows = read_rows(tmp_path / "out" / "tiny" / "kitti" / "per_image.csv")
     assert rows[0]["absrel"] == pytest.approx(by_model.rows[0]["absrel"], rel=1e-5)
+    # --size: another working size, recorded with the run (so a resume cannot mix sizes)
+    sized = [*args, "--limit", "1", "--size", "96"]
+    refused = _invoke(*sized, "--out", str(tmp_path / "out"))
+    assert "different input_size" in str(refused.exception)
+    result = _invoke(*sized, "--out", str(tmp_path / "out96"))
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "out96" / "tiny" / "kitti" / "run.json").read_text())
+    assert run["input_size"] == 96
 
 
 def test_folder_benchmark_with_dataset_options(tmp_path):

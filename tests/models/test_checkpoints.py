@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mixdepth.cli import app, main
 from mixdepth.errors import FileFormatError, MixdepthError
 from mixdepth.models import create, load_model, load_weights, read_state_dict, save_weights
-from mixdepth.models.checkpoints import guess_architecture, read_metadata
+from mixdepth.models.checkpoints import guess_architecture, read_metadata, save_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,28 @@ def test_options_are_stored_and_rebuilt(tmp_path):
     loaded = load_model(path)
     assert loaded.config.options == {"expand": True, "features": 24}
     assert torch.equal(_predict(loaded), _predict(model))
+
+
+def test_working_size_is_stored_and_applied(tmp_path, tiny_model):
+    path = save_weights(tiny_model, tmp_path / "a.safetensors", metadata={"input_size": "160"})
+    assert read_metadata(path)["input_size"] == "160"
+    loaded = load_model(path)
+    assert loaded.config.input_size == 160 and create("tiny").config.input_size == 256
+    assert torch.equal(_predict(loaded), _predict(tiny_model))
+    # re-saved, the model keeps it; official files and files without it use the registry's
+    again = save_weights(loaded, tmp_path / "b.safetensors")
+    assert load_model(again).config.input_size == 160
+    plain = save_state_dict(tiny_model.state_dict(), tmp_path / "c.safetensors", "tiny")
+    assert load_model(plain).config.input_size == 256
+    torch.save(tiny_model.state_dict(), tmp_path / "d.pt")
+    assert load_model(tmp_path / "d.pt").config.input_size == 256
+
+
+@pytest.mark.parametrize("value", ["abc", "16", "-5", "1.5"])
+def test_bad_stored_working_size_names_the_file(tmp_path, tiny_model, value):
+    path = save_weights(tiny_model, tmp_path / "bad.safetensors", metadata={"input_size": value})
+    with pytest.raises(FileFormatError, match=r"bad\.safetensors.*input_size"):
+        load_model(path)
 
 
 def test_save_needs_safetensors_extension(tmp_path, tiny_model):
@@ -162,6 +184,11 @@ def test_convert_cli_round_trip(tmp_path, tiny_model):
     result = CliRunner().invoke(app, ["convert", str(dst), str(again), "--model", "tiny"])
     assert result.exit_code == 0, result.output
     assert torch.equal(_predict(load_model(again)), _predict(tiny_model))
+    # a recorded working size survives conversion
+    sized = save_weights(tiny_model, tmp_path / "sized.safetensors", metadata={"input_size": "96"})
+    result = CliRunner().invoke(app, ["convert", str(sized), str(tmp_path / "sized2.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "sized2.safetensors").config.input_size == 96
 
 
 def test_convert_cli_wrong_model_exits_2(tmp_path, tiny_model, monkeypatch, capsys):

@@ -130,3 +130,22 @@ def test_outputs_never_overwrite_inputs(tmp_path, tiny_weights):
     assert result.exit_code == 1
     assert "overwrite" in result.output
     np.testing.assert_array_equal(np.asarray(Image.open(image)), original)
+
+
+def test_size_sets_the_working_size(tmp_path, tiny_weights, monkeypatch, capsys):
+    image = save(tmp_path / "in" / "p.png", random_image(40, 80, seed=4))
+    result = CliRunner().invoke(
+        app, ["predict", str(image), "-o", str(tmp_path / "out"), "--weights", str(tiny_weights),
+              "--format", "npy", "--size", "128"],
+    )
+    assert result.exit_code == 0, result.output
+    sized = Predictor(weights=tiny_weights, input_size=128)
+    assert sized.network_shape(40, 80) == (64, 128)
+    assert Predictor(weights=tiny_weights).network_shape(40, 80) == (32, 64)  # recorded: 64
+    saved = np.load(tmp_path / "out" / "p.npy")
+    assert saved.shape == (40, 80)
+    assert max_relative_difference(saved, sized.predict(image)) < 1e-5
+    assert max_relative_difference(saved, Predictor(weights=tiny_weights).predict(image)) > 1e-3
+    code = run_main(monkeypatch, ["predict", str(image), "-o", str(tmp_path / "o2"),
+                                  "--weights", str(tiny_weights), "--size", "8"])
+    assert code == 2 and "--size" in capsys.readouterr().err

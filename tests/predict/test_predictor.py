@@ -165,8 +165,8 @@ def test_weights_file_loaded_and_missing_file_reported(tmp_path, tiny_model, tin
     image = random_image(32, 48)
     from_file = Predictor(weights=tiny_weights)
     assert from_file.config.name == "tiny"
-    assert from_file.config.input_size == 256  # the registry's, not the test model's
-    reference = Predictor(with_input_size(random_tiny(), 256)).predict(image)
+    assert from_file.config.input_size == 64  # the working size the file records
+    reference = Predictor(with_input_size(random_tiny(), 64)).predict(image)
     assert max_relative_difference(from_file.predict(image), reference) < 1e-6
     with pytest.raises(MixdepthError, match="missing.safetensors: weights file not found"):
         Predictor("tiny", weights=tmp_path / "missing.safetensors")
@@ -177,7 +177,7 @@ def test_default_weights_when_shipped(monkeypatch, tiny_weights):
     image = random_image(32, 32)
     default = Predictor()
     assert default.config.name == "tiny"
-    reference = Predictor(with_input_size(random_tiny(), 256)).predict(image)
+    reference = Predictor(with_input_size(random_tiny(), 64)).predict(image)
     assert max_relative_difference(default.predict(image), reference) < 1e-6
 
 
@@ -226,3 +226,9 @@ def test_models_without_batch_norm_are_not_copied():
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 1))
     assert optimize_for_inference(net) is net
     assert not net.training
+
+
+@pytest.mark.parametrize("size", [16, 0, 64.0, True, "128"])
+def test_bad_input_size_is_refused(size, tiny_weights):
+    with pytest.raises(ConfigError, match="input_size"):
+        Predictor(weights=tiny_weights, input_size=size)

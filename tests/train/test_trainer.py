@@ -8,6 +8,8 @@ from safetensors.torch import load_file
 
 from conftest import ToyDepthDataset, toy_config
 from mixdepth.errors import ConfigError
+from mixdepth.models.checkpoints import read_metadata
+from mixdepth.predict import Predictor
 from mixdepth.train import Trainer, train
 from mixdepth.train.config import load_config
 from mixdepth.train.samplers import Slot
@@ -65,7 +67,10 @@ def test_short_pareto_training_lowers_every_dataset_loss(tmp_path):
         weights = [entry[f"mgda/toy{d}"] for d in range(3)]
         assert min(weights) >= 0 and sum(weights) == pytest.approx(1.0, abs=1e-5)
     assert set(result.losses) == {"toy0", "toy1", "toy2"}
-    assert (tmp_path / "run" / "model.safetensors").is_file()
+    # the weights record the size they were trained at, which inference then uses
+    weights = tmp_path / "run" / "model.safetensors"
+    assert read_metadata(weights)["input_size"] == str(config.crop_size)
+    assert Predictor(weights=weights).config.input_size == config.crop_size
 
 
 @pytest.mark.parametrize("normalize", ["none", "l2", "loss"])

@@ -25,12 +25,17 @@ def convert(
         check_state_dict,
         read_state_dict,
         save_state_dict,
+        stored_input_size,
     )
     from mixdepth.models.registry import create_on_meta
 
     state = read_state_dict(src)
     name, options = architecture_of(src, state, model)
     check_state_dict(create_on_meta(name, **options), state, src)
-    save_state_dict(state, dst, name, options, metadata={"source": src.name})
+    metadata = {"source": src.name}
+    size = stored_input_size(src)
+    if size is not None:
+        metadata["input_size"] = str(size)
+    save_state_dict(state, dst, name, options, metadata=metadata)
     n_params = sum(t.numel() for t in state.values())
     Console().print(f"{dst}: model {name}, {len(state)} tensors, {n_params / 1e6:.1f} M values")

@@ -94,6 +94,10 @@ def eval_command(
     dataset_option: list[str] = typer.Option(
         None, help="KEY=VALUE passed to the dataset loader (e.g. space=metric_depth)."
     ),
+    size: int = typer.Option(
+        None, "--size", min=32, help="Working size of the network (default: the one the weights "
+        "record, else the architecture's)."
+    ),
     device: str = typer.Option("cpu", help="cpu, cuda, mps."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip evaluated images."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
@@ -148,7 +152,7 @@ def eval_command(
         if isinstance(spec, dict):
             source = spec
         else:
-            model_source = ModelPredictions(spec, weight_of.get(spec), device)
+            model_source = ModelPredictions(spec, weight_of.get(spec), device, input_size=size)
             if model_source.weights is None:
                 console.print(
                     f"[yellow]warning:[/] --model {spec} without --weights: random weights",

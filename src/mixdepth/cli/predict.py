@@ -135,6 +135,11 @@ def predict(
     stabilize: bool = typer.Option(
         False, "--stabilize", help="Videos: align each frame's scale/shift to the running output."
     ),
+    size: int = typer.Option(
+        None, "--size", min=32, help="Working size of the network (for most models the longer "
+        "side, rounded to a multiple of 32); default: the size the weights record, else the "
+        "architecture's."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     compile_model: bool = typer.Option(
         False, "--compile", help="torch.compile the network: fastest for videos and many "
@@ -169,7 +174,8 @@ def predict(
     if compile_model and onnx is not None:
         raise ConfigError("--compile applies to PyTorch models, not to --onnx")
     predictor = Predictor(
-        model, weights, device=device, dtype=dtypes[dtype], compile=compile_model, onnx=onnx
+        model, weights, device=device, dtype=dtypes[dtype], compile=compile_model, onnx=onnx,
+        input_size=size,
     )
     if model is not None and weights is None:
         console.print(f"[yellow]warning:[/] --model {model} without --weights: random weights, "

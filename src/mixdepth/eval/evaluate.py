@@ -84,20 +84,23 @@ def gt_size(sample: Sample) -> tuple[int, int]:
 class ModelPredictions:
     """Runs a model through `mixdepth.Predictor`; output resized bilinearly to the GT size."""
 
-    def __init__(self, model, weights: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, model, weights: str | Path | None = None, device: str = "cpu",
+                 input_size: int | None = None):
         from mixdepth.predict import Predictor
 
         if isinstance(model, Predictor):
             self.predictor = model
         else:
-            self.predictor = Predictor(model=model, weights=weights, device=device)
+            self.predictor = Predictor(model=model, weights=weights, device=device,
+                                       input_size=input_size)
         config = getattr(self.predictor, "config", None)
         self.name = getattr(config, "name", None) or (model if isinstance(model, str) else "model")
+        self.input_size = getattr(config, "input_size", None)
         self.weights = None if weights is None else str(Path(weights).resolve())
 
     @property
     def description(self) -> dict:
-        return {"model": self.name, "weights": self.weights}
+        return {"model": self.name, "weights": self.weights, "input_size": self.input_size}
 
     def __call__(self, sample: Sample, benchmark: Benchmark, subset: str) -> np.ndarray:
         prediction = self.predictor.predict(

@@ -1,6 +1,7 @@
 """Reading, checking and writing model weights.
 
-Native format: safetensors with metadata {"model": name, "options": JSON, "mixdepth_version"}.
+Native format: safetensors with metadata {"model": name, "options": JSON, "mixdepth_version",
+"input_size"}; input_size is the working size the weights were trained at (see `load_model`).
 Also read: PyTorch `.pt`/`.pth` state dicts (the official MiDaS/DPT files), loaded with
 `torch.load(weights_only=True)`, plain or wrapped in {"model": ...} / {"state_dict": ...}.
 Loading is strict: a file that does not fit the architecture fails with the missing,
@@ -9,6 +10,7 @@ unexpected and mis-shaped keys listed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import pickle
@@ -219,11 +221,13 @@ def save_weights(
     model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None
 ) -> Path:
     """Write the model's state dict as safetensors with metadata {"model": config.name,
-    "options": JSON of config.options, "mixdepth_version": ...} (plus `metadata`)."""
+    "options": JSON of config.options, "input_size": config.input_size, "mixdepth_version":
+    ...} (plus `metadata`, which wins)."""
     config = getattr(model, "config", None)
     if config is None:
         raise MixdepthError("save_weights needs a model made by mixdepth.models.create")
-    return save_state_dict(model.state_dict(), path, config.name, config.options, metadata)
+    meta = {"input_size": str(config.input_size), **dict(metadata or {})}
+    return save_state_dict(model.state_dict(), path, config.name, config.options, meta)
 
 
 def _options_from(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
@@ -234,6 +238,22 @@ def _options_from(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise FileFormatError(path, "metadata 'options' must be a JSON object")
     return options
+
+
+def stored_input_size(path: str | Path) -> int | None:
+    """The working size recorded in a .safetensors file's metadata ("input_size"), or None."""
+    value = read_metadata(path).get("input_size")
+    if value is None:
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 32:
+        raise FileFormatError(
+            path, f"metadata 'input_size' must be an integer of at least 32, got {value!r}"
+        )
+    return size
 
 
 def architecture_of(
@@ -256,7 +276,9 @@ def load_model(
 
     path None: `create(name, **options)` with random weights. Otherwise the architecture is
     `name` if given, else the file's safetensors metadata ("model" and "options"), else guessed
-    from the key set and shapes (official .pt files); the weights are loaded strictly.
+    from the key set and shapes (official .pt files); the weights are loaded strictly. A
+    stored "input_size" (the size a mixdepth run trained at) replaces the architecture's
+    default working size in `model.config`.
     """
     if path is None:
         if name is None:
@@ -267,4 +289,7 @@ def load_model(
     model = create(name, **{**stored, **options})
     check_state_dict(model, state, path)
     model.load_state_dict(state, strict=False)
+    size = stored_input_size(path)
+    if size is not None:
+        model.config = dataclasses.replace(model.config, input_size=size)
     return model.eval()

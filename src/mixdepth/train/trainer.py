@@ -766,7 +766,8 @@ class Trainer:
         from mixdepth.models import save_weights
 
         path = self.out_dir / "model.safetensors"
-        save_weights(self.model, path)
+        # the working size for inference is the size the network was trained at
+        save_weights(self.model, path, metadata={"input_size": str(self.config.crop_size)})
         (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
         if self.config.report:
             from mixdepth.train.report import plot_loss_curves, plot_predictions
