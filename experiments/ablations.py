@@ -225,9 +225,11 @@ def reference_rows(heldout: Path) -> dict[str, dict]:
 
 
 def spread(values: list[float]) -> str:
+    """Mean ± sample standard deviation; the mean alone for a single seed."""
     mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.4f} ± {sd:.4f}"
+    if len(values) < 2:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {statistics.stdev(values):.4f}"
 
 
 def study_table(variants: dict[str, list[dict]], references: dict[str, dict]) -> str:
