@@ -187,6 +187,8 @@ def run_study(study: str, args: argparse.Namespace) -> None:
                 continue
             started = time.perf_counter()
             trained = train(config, resume=(run_dir / "checkpoints").is_dir())
+            if trained.interrupted:  # stopped by a signal: no result, the next run resumes it
+                sys.exit(f"{run_dir}: interrupted at step {trained.step}; run again to resume")
             metrics = heldout_metrics(Predictor(weights=trained.weights), args.data / "heldout",
                                       run_dir / "eval")
             seconds = time.perf_counter() - started
