@@ -126,6 +126,30 @@ def test_train_transform_shapes_and_determinism():
     np.testing.assert_array_equal(plain.target, _sample(32, 32).target)
 
 
+def test_train_transform_zoom_crops_a_smaller_part_of_the_scene():
+    ramp = np.repeat(np.linspace(1.0, 2.0, 64, dtype=np.float32)[:, None], 64, axis=1)
+    sample = Sample(image=np.zeros((64, 64, 3), np.float32), target=ramp,
+                    mask=np.ones((64, 64), bool), space=Space.METRIC_DEPTH)
+    generator = torch.Generator().manual_seed(0)
+    spans = []
+    for _ in range(20):
+        out = TrainTransform(size=64, flip=False, jitter=False, zoom=2.0, generator=generator)(
+            sample
+        )
+        assert out.target.shape == (64, 64)
+        spans.append(float(out.target.max() - out.target.min()))
+    # the whole ramp spans 1; an image enlarged by f in [1, 2] and cropped back spans about 1/f
+    assert max(spans) <= 1.0 and min(spans) < 0.7 and np.mean(spans) < 0.85
+    # zoom 1 draws nothing extra: the same generator state gives the same crop as before
+    a = TrainTransform(size=32, generator=torch.Generator().manual_seed(5))(_sample(40, 60))
+    b = TrainTransform(size=32, zoom=1.0, generator=torch.Generator().manual_seed(5))(
+        _sample(40, 60)
+    )
+    np.testing.assert_array_equal(a.image, b.image)
+    with pytest.raises(ValueError, match="zoom"):
+        TrainTransform(size=32, zoom=0.5)
+
+
 def test_train_transform_uses_lower_bound_rule():
     sample = _sample(30, 100, holes=0.0)
     out = TrainTransform(size=64, flip=False, jitter=False, generator=torch.Generator())(sample)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ToyDepthDataset, toy_config
+from conftest import TINY_MODEL, ToyDepthDataset, toy_config
 from mixdepth.errors import ConfigError
-from mixdepth.models.checkpoints import read_metadata
+from mixdepth.models.checkpoints import load_model, read_metadata
 from mixdepth.predict import Predictor
 from mixdepth.train import Trainer, train
 from mixdepth.train.config import load_config
@@ -71,6 +71,20 @@ def test_short_pareto_training_lowers_every_dataset_loss(tmp_path):
     weights = tmp_path / "run" / "model.safetensors"
     assert read_metadata(weights)["input_size"] == str(config.crop_size)
     assert Predictor(weights=weights).config.input_size == config.crop_size
+
+
+def test_training_checkpoints_load_as_weights_with_architecture_options_and_size(tmp_path):
+    # a guess from the keys alone would lose the non-default options and the working size
+    config = load_config(toy_config(tmp_path, steps=2, checkpoint_every=2), check_paths=False)
+    Trainer(config, datasets=[ToyDepthDataset(4, seed=0), ToyDepthDataset(4, seed=1)]).run()
+    final = load_model(tmp_path / "run" / "model.safetensors")
+    (step,) = sorted((tmp_path / "run" / "checkpoints").glob("step_*"))
+    from_checkpoint = load_model(step / "model.safetensors")
+    assert from_checkpoint.config == final.config
+    assert from_checkpoint.config.options == TINY_MODEL["options"]
+    assert from_checkpoint.config.input_size == config.crop_size == 32
+    for key, value in final.state_dict().items():
+        assert torch.equal(from_checkpoint.state_dict()[key], value), key
 
 
 @pytest.mark.parametrize("normalize", ["none", "l2", "loss"])

@@ -268,10 +268,11 @@ class TrainTransform:
     """Training augmentation, Sample -> Sample of size x size.
 
     Resize keeping the aspect ratio so that the image covers the crop (each side a multiple
-    of 32, `network_input_shape(..., mode=resize_mode)`), random crop, horizontal flip with
-    probability 0.5, photometric jitter of the image only. Targets are resized with
-    `target_interpolation` (nearest or masked_bilinear), masks with nearest. Randomness comes
-    from `generator` or torch's global RNG (which DataLoader seeds per worker).
+    of 32, `network_input_shape(..., mode=resize_mode)`), then enlarge it by a factor drawn
+    uniformly from [1, zoom] (scale augmentation; no draw when zoom is 1), random crop,
+    horizontal flip with probability 0.5, photometric jitter of the image only. Targets are
+    resized with `target_interpolation` (nearest or masked_bilinear), masks with nearest.
+    Randomness comes from `generator` or torch's global RNG (which DataLoader seeds per worker).
     """
 
     def __init__(
@@ -283,8 +284,12 @@ class TrainTransform:
         target_interpolation: TargetInterpolation = "nearest",
         jitter_strength: tuple[float, float, float] = (0.2, 0.2, 0.2),
         generator: torch.Generator | None = None,
+        zoom: float = 1.0,
     ):
+        if not 1.0 <= zoom < math.inf:
+            raise ValueError(f"zoom must be at least 1 and finite, got {zoom}")
         self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.zoom = float(zoom)
         self.flip = flip
         self.jitter = jitter
         self.resize_mode = resize_mode
@@ -296,6 +301,9 @@ class TrainTransform:
         crop_h, crop_w = self.size
         height, width = sample.image.shape[:2]
         new_h, new_w = network_input_shape(height, width, self.size, mode=self.resize_mode)
+        if self.zoom > 1.0:
+            factor = _uniform(1.0, self.zoom, self.generator)
+            new_h, new_w = round(new_h * factor), round(new_w * factor)
         new_h, new_w = max(new_h, crop_h), max(new_w, crop_w)
         sample = resize_sample(
             sample, (new_h, new_w), target_interpolation=self.target_interpolation

@@ -200,34 +200,47 @@ def save_state_dict(
     "mixdepth_version": ...} plus `metadata`; `path` must end in .safetensors."""
     from safetensors.torch import save_file
 
-    import mixdepth
-
     path = Path(path)
     if not _is_safetensors(path):
         raise FileFormatError(path, "weights are saved as .safetensors; use that extension")
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "model": name,
-        "options": json.dumps(dict(options or {}), sort_keys=True),
-        "mixdepth_version": mixdepth.__version__,
-        **dict(metadata or {}),
-    }
+    meta = weights_metadata(name, options, metadata)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     save_file(tensors, str(path), metadata=meta)
     return path
 
 
+def weights_metadata(
+    name: str, options: Mapping[str, Any] | None = None, metadata: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The safetensors metadata of a weights file: {"model": name, "options": JSON,
+    "mixdepth_version": ...} plus `metadata` (which wins)."""
+    import mixdepth
+
+    return {
+        "model": name,
+        "options": json.dumps(dict(options or {}), sort_keys=True),
+        "mixdepth_version": mixdepth.__version__,
+        **dict(metadata or {}),
+    }
+
+
+def model_metadata(model: nn.Module, metadata: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`weights_metadata` for a model made by `create`, with "input_size": config.input_size
+    (`metadata` wins)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        raise MixdepthError("saving weights needs a model made by mixdepth.models.create")
+    meta = {"input_size": str(config.input_size), **dict(metadata or {})}
+    return weights_metadata(config.name, config.options, meta)
+
+
 def save_weights(
     model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None
 ) -> Path:
-    """Write the model's state dict as safetensors with metadata {"model": config.name,
-    "options": JSON of config.options, "input_size": config.input_size, "mixdepth_version":
-    ...} (plus `metadata`, which wins)."""
-    config = getattr(model, "config", None)
-    if config is None:
-        raise MixdepthError("save_weights needs a model made by mixdepth.models.create")
-    meta = {"input_size": str(config.input_size), **dict(metadata or {})}
-    return save_state_dict(model.state_dict(), path, config.name, config.options, meta)
+    """Write the model's state dict as safetensors with `model_metadata(model, metadata)`."""
+    meta = model_metadata(model, metadata)
+    return save_state_dict(model.state_dict(), path, meta["model"], metadata=meta)
 
 
 def _options_from(meta: Mapping[str, str], path: Path) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Atomic, resumable training checkpoints.
 
 A checkpoint is a directory `OUT/checkpoints/step_XXXXXXXX/` holding
-- `model.safetensors`:     model parameters and buffers;
+- `model.safetensors`:     model parameters and buffers, with the metadata of a weights file
+                           (architecture, options, working size), so `load_model` and every
+                           command that takes --weights read it as they read a final model;
 - `optimizer.safetensors`: optimiser state tensors (key `state.<param index>.<name>`);
 - `state.pt`:              everything else as plain tensors, numbers, strings, lists and dicts
                            (loadable with `torch.load(weights_only=True)`): step, optimiser
@@ -128,11 +130,13 @@ def save_checkpoint(
     extra: dict,
     config: dict,
     keep: int = 2,
+    model_metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write checkpoint `step` atomically and keep only the newest `keep`; returns its dir.
 
     extra: plain data (scheduler and sampler state dicts, history, ...) stored in state.pt
-    beside the step, RNG states and config.
+    beside the step, RNG states and config. model_metadata: safetensors metadata of
+    model.safetensors (`mixdepth.models.checkpoints.model_metadata`).
     """
     root = Path(out_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -140,7 +144,7 @@ def save_checkpoint(
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".step_{step:08d}.", suffix=".tmp"))
     try:
         opt_tensors, opt_rest = _optimizer_split(optimizer)
-        save_file(_model_tensors(model), staging / "model.safetensors")
+        save_file(_model_tensors(model), staging / "model.safetensors", metadata=model_metadata)
         save_file(opt_tensors, staging / "optimizer.safetensors")
         state = {
             "format": 1,

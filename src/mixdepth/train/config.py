@@ -8,6 +8,7 @@ An unknown key, a wrong type, a value outside its choices or a missing dataset r
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -93,10 +94,13 @@ class ScheduleConfig:
 
 @dataclass
 class AugmentConfig:
-    """Training augmentation: horizontal flips and photometric jitter (random crops always)."""
+    """Training augmentation: horizontal flips, photometric jitter and zoom (scale
+    augmentation: each image enlarged by a random factor in [1, zoom] before the random crop,
+    which is always taken)."""
 
     flip: bool = True
     jitter: bool = True
+    zoom: float = 1.0
 
 
 @dataclass
@@ -258,6 +262,10 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
             raise ConfigError(f"{key}: must not be negative, got {value}")
     if config.loss.kind == "ordinal":
         raise ConfigError("loss.kind: ordinal applies to pair datasets only; set it per dataset")
+    if not 1.0 <= config.augment.zoom < math.inf:
+        raise ConfigError(
+            f"augment.zoom: must be at least 1 and finite (1 = off), got {config.augment.zoom}"
+        )
     if config.crop_size % 32:
         raise ConfigError(f"crop_size: must be a multiple of 32, got {config.crop_size}")
     if config.threads is not None and config.threads <= 0:

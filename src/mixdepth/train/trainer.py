@@ -367,6 +367,7 @@ class Trainer:
             size=self.config.crop_size,
             flip=self.config.augment.flip,
             jitter=self.config.augment.jitter,
+            zoom=self.config.augment.zoom,
         )
         datasets = []
         for i, ds in enumerate(self.config.datasets):
@@ -462,6 +463,7 @@ class Trainer:
                 extra,
                 self.config.to_dict(),
                 keep=self.config.keep_checkpoints,
+                model_metadata=self.weights_metadata(),
             )
         if self.dist.enabled:
             dist.barrier()
@@ -762,12 +764,19 @@ class Trainer:
             "world_size": self.dist.world_size,
         }
 
+    def weights_metadata(self) -> dict[str, str]:
+        """Metadata of the model files this run writes; the working size for inference is
+        the size the network was trained at."""
+        from mixdepth.models.checkpoints import model_metadata
+
+        return model_metadata(self.model, {"input_size": str(self.config.crop_size)})
+
     def _finish(self, logger) -> Path:
-        from mixdepth.models import save_weights
+        from mixdepth.models.checkpoints import save_state_dict
 
         path = self.out_dir / "model.safetensors"
-        # the working size for inference is the size the network was trained at
-        save_weights(self.model, path, metadata={"input_size": str(self.config.crop_size)})
+        meta = self.weights_metadata()
+        save_state_dict(self.model.state_dict(), path, meta["model"], metadata=meta)
         (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
         if self.config.report:
             from mixdepth.train.report import plot_loss_curves, plot_predictions
