@@ -15,8 +15,9 @@ the work: each takes the next run no live process has claimed. `report` writes t
 standard deviation over seeds) and bar charts to --doc and docs/images/ablations/.
 
 Studies:
-- losses:   ssimse / ssimae / ssitrim, each without and with the gradient-matching term (alpha
-            0 and 0.5), and the baselines plain MSE in disparity, scale-invariant log (silog)
+- losses:   ssimse / ssimae / ssitrim / ssimse-norm (ssimse on the median/MAD-normalised
+            target), each without and with the gradient-matching term (alpha 0 and 0.5), and
+            the baselines plain MSE in disparity, scale-invariant log (silog)
             and shift-only invariance; uniform mixing over the six dense personalities.
 - mixing:   naive / uniform / Pareto over all seven personalities with very unequal sizes
             (200, 100, 50, 25, 12, 6 and 3 images).
@@ -46,6 +47,8 @@ LOSS_VARIANTS = {  # label -> (loss.kind, loss.alpha)
     "ssimae+grad": ("mae", 0.5),
     "ssitrim": ("trim", 0.0),
     "ssitrim+grad": ("trim", 0.5),
+    "ssimse-norm": ("mse-norm", 0.0),
+    "ssimse-norm+grad": ("mse-norm", 0.5),
     "plain MSE": ("plain", 0.0),
     "silog": ("silog", 0.0),
     "shift-only": ("shift", 0.0),

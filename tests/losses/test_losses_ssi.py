@@ -17,7 +17,7 @@ from mixdepth.losses import (
 from mixdepth.losses.ssi import trim_selection
 
 SETTINGS = settings(max_examples=30, deadline=None)
-KINDS = ["mse", "mae", "trim"]
+KINDS = ["mse", "mse-norm", "mae", "trim"]
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -228,6 +228,21 @@ def test_ssi_mse_matches_the_least_squares_residual():
     )
     assert ssi_mse(pred, target, mask, reduction="image").item() == pytest.approx(per_image.mean())
     np.testing.assert_allclose(ssi_mse(pred, target, mask, reduction="none").numpy(), per_image)
+
+
+@SETTINGS
+@given(seed=seeds, scale=st.floats(1e-3, 1e4), shift=st.floats(-100, 100))
+def test_mse_norm_ignores_the_units_of_the_target(seed, scale, shift):
+    pred, target, mask = random_batch(seed)
+    loss = ssi_loss(pred, target, mask, "mse-norm", reduction="none")
+    rescaled = ssi_loss(pred, scale * target + shift, mask, "mse-norm", reduction="none")
+    torch.testing.assert_close(rescaled, loss, rtol=1e-6, atol=1e-9)
+    # it is ssimse on the median/MAD-normalised target
+    normalised = ssi_mse(pred, normalize_median_mad(target, mask), mask, reduction="none")
+    torch.testing.assert_close(loss, normalised)
+    # plain ssimse grows with the square of the target's scale
+    plain = ssi_loss(pred, scale * target + shift, mask, "mse", reduction="none")
+    torch.testing.assert_close(plain, scale**2 * ssi_mse(pred, target, mask, reduction="none"))
 
 
 def test_ssi_mae_matches_numpy():

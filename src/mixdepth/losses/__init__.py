@@ -9,9 +9,17 @@ from mixdepth.losses.alignment import align_lstsq, masked_median, normalize_medi
 from mixdepth.losses.baselines import mae_loss, mse_loss, shift_invariant_loss, silog_loss
 from mixdepth.losses.gradient import gradient_matching
 from mixdepth.losses.ordinal import ordinal_ranking_loss
-from mixdepth.losses.ssi import ScaleShiftInvariantLoss, ssi_loss, ssi_mae, ssi_mse, ssi_trim
+from mixdepth.losses.ssi import (
+    KINDS,
+    ScaleShiftInvariantLoss,
+    ssi_loss,
+    ssi_mae,
+    ssi_mse,
+    ssi_trim,
+)
 
 __all__ = [
+    "KINDS",
     "ScaleShiftInvariantLoss",
     "align_lstsq",
     "gradient_matching",

@@ -5,6 +5,8 @@ pixels; values outside the mask are never used (they may be NaN or inf). M is th
 valid pixels of an image.
 
 - ssi_mse:  align the prediction with least squares (`align_lstsq`), 1/(2M) sum r_i^2.
+            Measured in the target's units; kind "mse-norm" first normalises the target with
+            median/MAD, so that datasets whose targets differ in units weigh alike.
 - ssi_mae:  normalise prediction and target with median/MAD (`normalize_median_mad`),
             1/(2M) sum |r_i|.
 - ssi_trim: as ssi_mae but the sum runs over the floor((1 - trim) * M) smallest |r_i| of
@@ -35,7 +37,7 @@ from mixdepth.losses.alignment import (
 from mixdepth.losses.gradient import residual_gradient_matching
 from mixdepth.losses.reduction import check_reduction, reduce_sums, zero_loss
 
-KINDS = ("mse", "mae", "trim")
+KINDS = ("mse", "mse-norm", "mae", "trim")
 # Tolerance added before flooring (1 - trim) * M so that e.g. 0.7 * 10 keeps 7, not 6.
 KEEP_COUNT_TOLERANCE = 1e-9
 
@@ -44,9 +46,12 @@ def aligned_residual(pred: Tensor, target: Tensor, mask: Tensor, kind: str) -> T
     """R = aligned prediction - (aligned) target, (B, H, W), 0 outside the mask.
 
     kind "mse": R = s * pred + t - target with (s, t) from `align_lstsq`.
+    kind "mse-norm": the same with normalize_median_mad(target) in place of target.
     kind "mae"/"trim": R = normalize_median_mad(pred) - normalize_median_mad(target).
     """
-    if kind == "mse":
+    if kind in ("mse", "mse-norm"):
+        if kind == "mse-norm":
+            target = normalize_median_mad(target, mask)
         scale, shift = align_lstsq(pred, target, mask)
         pred = masked(pred, mask)  # 0 * inf off the mask would poison the gradient of scale
         return masked(scale[:, None, None] * pred + shift[:, None, None] - target, mask)
@@ -92,8 +97,9 @@ def trim_selection(
 def data_term_sums(
     residual: Tensor, mask: Tensor, kind: str, trim: float = 0.2, count: Tensor | None = None
 ) -> Tensor:
-    """Per-image sums (B,) of the data term: r^2 for "mse", |r| for "mae", kept |r| for "trim"."""
-    if kind == "mse":
+    """Per-image sums (B,) of the data term: r^2 for "mse"/"mse-norm", |r| for "mae", kept |r|
+    for "trim"."""
+    if kind in ("mse", "mse-norm"):
         return residual.square().flatten(1).sum(1)
     magnitude = residual.abs()
     if kind == "mae":
@@ -117,7 +123,7 @@ def ssi_loss(
     trim: float = 0.2,
     reduction: str = "batch",
 ) -> Tensor:
-    """The scale-and-shift-invariant data term of the given kind ("mse", "mae" or "trim").
+    """The scale-and-shift-invariant data term of the given kind (one of KINDS).
 
     Shapes and spaces as in the module docstring. Returns a scalar ((B,) for "none").
     """
@@ -166,7 +172,8 @@ def ssi_trim(
 class ScaleShiftInvariantLoss(nn.Module):
     """The complete per-dataset MiDaS loss: L_ssi + alpha * L_reg.
 
-    kind: "mse" (least-squares alignment), "mae" or "trim" (median/MAD normalisation).
+    kind: "mse" (least-squares alignment), "mse-norm" (the same onto the target normalised
+    by median/MAD), "mae" or "trim" (median/MAD normalisation).
     alpha: weight of the gradient-matching term (0 disables it).
     scales: number of scales K of the gradient-matching term.
     reduction: "batch", "image" or "none" (see the module docstring); both terms use it.

@@ -22,7 +22,7 @@ from mixdepth.errors import ConfigError
 # mse | mae | trim: the scale-and-shift-invariant losses (ssimse, ssimae, ssitrim) plus the
 # gradient term; plain | silog | shift: the baselines (plain MSE in disparity, scale-invariant
 # log, shift-only invariant), without the gradient term; ordinal: the ranking loss on pairs.
-LossKind = Literal["mse", "mae", "trim", "plain", "silog", "shift", "ordinal"]
+LossKind = Literal["mse", "mse-norm", "mae", "trim", "plain", "silog", "shift", "ordinal"]
 
 
 @dataclass

@@ -106,7 +106,7 @@ class DatasetLoss(nn.Module):
         self.ssi = (
             losses.ScaleShiftInvariantLoss(kind=kind, alpha=alpha, scales=scales,
                                            reduction=reduction)
-            if kind in ("mse", "mae", "trim")
+            if kind in losses.KINDS
             else None
         )
         # the loss function of the baselines and the ordinal kind (unused for SSI kinds)
