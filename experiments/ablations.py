@@ -12,7 +12,9 @@ published protocol. Each
 finished run leaves result.json next to its checkpoints; runs already finished are skipped,
 an interrupted one resumes from its last checkpoint. Several `run` processes (one per core) share
 the work: each takes the next run no live process has claimed. `report` writes the tables (mean and
-standard deviation over seeds) and bar charts to --doc and docs/images/ablations/.
+standard deviation over seeds) and bar charts to --doc and docs/images/ablations/: it rewrites
+the section of each study that has finished runs in --out and keeps the others, so one study can
+be rerun on its own.
 
 Studies:
 - losses:   ssimse / ssimae / ssitrim / ssimse-norm (ssimse on the median/MAD-normalised
@@ -283,31 +285,42 @@ def study_plot(study: str, variants: dict[str, list[dict]], references: dict[str
     plt.close(fig)
 
 
-START, END = "<!-- ablation-results:start -->", "<!-- ablation-results:end -->"
+def markers(study: str) -> tuple[str, str]:
+    """The comments around one study's generated tables in the report document."""
+    return f"<!-- ablation-results:{study}:start -->", f"<!-- ablation-results:{study}:end -->"
+
+
+def replace_section(text: str, study: str, section: str, doc: Path) -> str:
+    """`text` with the part between the study's markers replaced by `section`."""
+    start, end = markers(study)
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise SystemExit(f"{doc}: needs the markers {start} and {end}, once each, in this order")
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{section}{end}{rest.split(end, 1)[1]}"
 
 
 def report(args: argparse.Namespace) -> None:
+    """Rewrite the section of every study with finished runs; the other sections are kept."""
     results = collect(args.out)
     if not results:
         sys.exit(f"{args.out}: no finished ablation runs (result.json) found")
+    if args.doc.is_file():
+        text = args.doc.read_text()
+    else:
+        text = "# Ablations\n" + "".join("\n{}\n{}\n".format(*markers(s)) for s in STUDIES)
     references = reference_rows(args.data / "heldout")
     images = args.doc.parent / "images" / "ablations"
-    parts = []
     for study, variants in results.items():
         plot = images / f"{study}.png"
         study_plot(study, variants, references, plot)
         steps = {r["steps"] for records in variants.values() for r in records}
-        parts.append(f"### {study}\n\n{study_table(variants, references)}\n\n"
-                     f"Steps per run: {', '.join(map(str, sorted(steps)))}.\n\n"
-                     f"![{study}]({plot.relative_to(args.doc.parent).as_posix()})\n")
-    block = f"{START}\n" + "\n".join(parts) + f"{END}"
-    print(block)
-    text = args.doc.read_text() if args.doc.is_file() else f"# Ablations\n\n{START}\n{END}\n"
-    if START not in text or END not in text:
-        sys.exit(f"{args.doc}: markers {START} / {END} not found")
-    head, rest = text.split(START, 1)
-    args.doc.write_text(head + block + rest.split(END, 1)[1])
-    print(f"wrote {args.doc} and {images}/")
+        section = (f"### {study}\n\n{study_table(variants, references)}\n\n"
+                   f"Steps per run: {', '.join(map(str, sorted(steps)))}.\n\n"
+                   f"![{study}]({plot.relative_to(args.doc.parent).as_posix()})\n")
+        print(section)
+        text = replace_section(text, study, section, args.doc)
+    args.doc.write_text(text)
+    print(f"wrote the {', '.join(results)} sections of {args.doc} and plots to {images}/")
 
 
 def main() -> None:
