@@ -320,7 +320,7 @@ def report(args: argparse.Namespace) -> None:
         print(section)
         text = replace_section(text, study, section, args.doc)
     args.doc.write_text(text)
-    print(f"wrote the {', '.join(results)} sections of {args.doc} and plots to {images}/")
+    print(f"wrote {', '.join(results)} into {args.doc} and plots to {images}/")
 
 
 def main() -> None:
