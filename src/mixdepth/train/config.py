@@ -20,8 +20,9 @@ import yaml
 from mixdepth.errors import ConfigError
 
 # mse | mse-norm | mae | trim: the scale-and-shift-invariant losses (ssimse, ssimse onto the
-# median/MAD-normalised target, ssimae, ssitrim) plus the gradient term; plain | silog | shift: the baselines (plain MSE in disparity, scale-invariant
-# log, shift-only invariant), without the gradient term; ordinal: the ranking loss on pairs.
+# median/MAD-normalised target, ssimae, ssitrim) plus the gradient term; plain | silog | shift:
+# the baselines (plain MSE in disparity, scale-invariant log, shift-only invariant), without the
+# gradient term; ordinal: the ranking loss on pairs.
 LossKind = Literal["mse", "mse-norm", "mae", "trim", "plain", "silog", "shift", "ordinal"]
 
 
