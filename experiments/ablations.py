@@ -2,6 +2,7 @@
 
     python experiments/ablations.py run [--study losses|mixing|datasets|all] [--seeds 0 1 2]
                                         [--steps 400] [--data data/ablate] [--out runs/ablations]
+    python experiments/ablations.py rescore [--study ...]   # evaluate the finished runs again
     python experiments/ablations.py report [--out runs/ablations] [--doc docs/ablations.md]
 
 `run` trains the `tiny` model (softplus head) from scratch once per variant and seed under the
@@ -56,7 +57,8 @@ LOSS_VARIANTS = {  # label -> (loss.kind, loss.alpha)
     "shift-only": ("shift", 0.0),
 }
 MIXING_SIZES = dict(zip(DATASET_ORDER, (200, 100, 50, 25, 12, 6, 3), strict=True))
-METRICS = ("absrel", "delta1")  # what result.json keeps of the evaluation summary
+METRICS = ("absrel", "delta1")  # what result.json keeps of the evaluation summary, and
+# "inverted": the percentage of images whose prediction has near and far swapped
 EVAL_IMAGES = 100  # per held-out family
 
 
@@ -150,12 +152,15 @@ def slug(label: str) -> str:
 
 def heldout_metrics(predictor, heldout: Path, out: Path | None = None) -> dict:
     """Zero-shot METRICS of a Predictor on the first EVAL_IMAGES of each held-out family
-    (mean over images); out: where the evaluation writes its files (None: nowhere)."""
+    (mean over images) and "inverted" (percent of images); out: where the evaluation writes its
+    files (None: nowhere)."""
     from mixdepth.eval import evaluate
 
     result = evaluate("synthetic-heldout", heldout, model=predictor, out=out, label="model",
                       progress=False, limit=EVAL_IMAGES)
-    return {key: result.summary["metrics"][key] for key in METRICS}
+    summary = result.summary
+    return {**{key: summary["metrics"][key] for key in METRICS},
+            "inverted": 100.0 * summary["inverted_predictions"] / summary["evaluated"]}
 
 
 def claim(run_dir: Path) -> bool:
@@ -204,6 +209,28 @@ def run_study(study: str, args: argparse.Namespace) -> None:
                   f"delta1 {metrics['delta1']:.4f} ({seconds:.0f} s)", flush=True)
 
 
+def rescore(args: argparse.Namespace) -> None:
+    """Evaluate the model of every finished run again and update its result.json (the
+    training time is kept)."""
+    from mixdepth.predict import Predictor
+
+    paths = sorted(args.out.glob("*/*/seed*/result.json"))
+    if args.study != "all":
+        paths = [p for p in paths if p.parent.parent.parent.name == args.study]
+    if not paths:
+        sys.exit(f"{args.out}: no finished ablation runs (result.json) to rescore")
+    for path in paths:
+        weights = path.parent / "model.safetensors"
+        if not weights.is_file():
+            sys.exit(f"{weights}: missing; the run cannot be rescored (run it again)")
+        record = json.loads(path.read_text())
+        record.update(heldout_metrics(Predictor(weights=weights), args.data / "heldout"))
+        path.write_text(json.dumps(record, indent=1))
+        print(f"{record['study']:9s} {record['variant']:28s} seed {record['seed']}: AbsRel "
+              f"{record['absrel']:.4f}, near and far swapped in {record['inverted']:.0f} %",
+              flush=True)
+
+
 # ---------------------------------------------------------------------------- report
 
 
@@ -240,16 +267,27 @@ def spread(values: list[float]) -> str:
 
 
 def study_table(variants: dict[str, list[dict]], references: dict[str, dict]) -> str:
-    lines = ["| variant | held-out AbsRel (mean ± sd) | held-out δ<1.25 (mean ± sd) | seeds "
-             "| minutes per run |", "|---|---|---|---|---|"]
+    """Markdown table of a study; the column of inverted images (per seed, in seed order) only
+    when the runs recorded it."""
+    flips = any("inverted" in r for records in variants.values() for r in records)
+    head = ["variant", "held-out AbsRel (mean ± sd)", "held-out δ<1.25 (mean ± sd)", "seeds",
+            "minutes per run"] + (["near and far swapped (% of images, per seed)"] if flips else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, records in variants.items():
         absrel = [r["absrel"] for r in records]
         delta = [r["delta1"] for r in records]
         minutes = statistics.fmean(r["seconds"] for r in records) / 60
-        lines.append(f"| {label} | {spread(absrel)} | {spread(delta)} | {len(records)} "
-                     f"| {minutes:.1f} |")
+        row = [label, spread(absrel), spread(delta), str(len(records)), f"{minutes:.1f}"]
+        if flips:
+            ordered = sorted(records, key=lambda r: r["seed"])
+            row.append(" / ".join(f"{r['inverted']:.0f}" if "inverted" in r else "–"
+                                  for r in ordered))
+        lines.append("| " + " | ".join(row) + " |")
     for label, metrics in references.items():
-        lines.append(f"| *{label}* | {metrics['absrel']:.4f} | {metrics['delta1']:.4f} | – | – |")
+        row = [f"*{label}*", f"{metrics['absrel']:.4f}", f"{metrics['delta1']:.4f}", "–", "–"]
+        if flips:
+            row.append(f"{metrics['inverted']:.0f}")
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -330,14 +368,20 @@ def main() -> None:
     run_parser.add_argument("--study", choices=(*STUDIES, "all"), default="all")
     run_parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     run_parser.add_argument("--steps", type=int, default=400)
+    rescore_parser = sub.add_parser(
+        "rescore", help="evaluate the finished runs' models again (after the evaluation changed)")
+    rescore_parser.add_argument("--study", choices=(*STUDIES, "all"), default="all")
     report_parser = sub.add_parser("report", help="tables and plots of the finished runs")
     report_parser.add_argument("--doc", type=Path, default=Path("docs/ablations.md"))
-    for p in (run_parser, report_parser):
+    for p in (run_parser, rescore_parser, report_parser):
         p.add_argument("--data", type=Path, default=Path("data/ablate"))
         p.add_argument("--out", type=Path, default=Path("runs/ablations"))
     args = parser.parse_args()
     if args.command == "report":
         report(args)
+        return
+    if args.command == "rescore":
+        rescore(args)
         return
     for study in STUDIES if args.study == "all" else (args.study,):
         run_study(study, args)

@@ -50,3 +50,14 @@ def test_collect_groups_runs_by_study_in_table_order(ablations, tmp_path):
     assert list(found) == ["losses", "mixing"]
     assert list(found["losses"]) == ["ssimse", "ssitrim"]
     assert sorted(r["seed"] for r in found["losses"]["ssitrim"]) == [0, 1]
+
+
+def test_table_lists_swapped_shares_per_seed_only_when_recorded(ablations):
+    records = [{"seed": 1, "absrel": 0.32, "delta1": 0.5, "seconds": 60, "inverted": 84.0},
+               {"seed": 0, "absrel": 0.34, "delta1": 0.4, "seconds": 120, "inverted": 17.0}]
+    references = {"prior": {"absrel": 0.36, "delta1": 0.47, "inverted": 22.0}}
+    table = ablations.study_table({"ssimse": records}, references)
+    assert "| ssimse | 0.3300 ± 0.0141 | 0.4500 ± 0.0707 | 2 | 1.5 | 17 / 84 |" in table
+    assert "| *prior* | 0.3600 | 0.4700 | – | – | 22 |" in table
+    old = [{k: v for k, v in r.items() if k != "inverted"} for r in records]
+    assert "swapped" not in ablations.study_table({"ssimse": old}, references)

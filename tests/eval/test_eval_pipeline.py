@@ -151,9 +151,26 @@ def test_affine_function_of_gt_disparity_is_perfect(name, tmp_path):
         return
     metrics = result.summary["metrics"]
     assert result.summary["constant_predictions"] == 0
+    assert result.summary["inverted_predictions"] == 0
     assert metrics["absrel"] == pytest.approx(0.0, abs=1e-5)
     assert metrics["rmse"] == pytest.approx(0.0, abs=1e-4)
     assert metrics["bad_pixel"] == 0.0 and metrics["delta1"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["nyu", "kitti", "eth3d"])
+def test_depth_given_as_disparity_is_flagged_inverted_though_alignment_hides_it(name, tmp_path):
+    fx = build(name, tmp_path)
+
+    def negated(key, depth):  # near and far swapped: minus the true disparity, shifted
+        disparity = np.where(depth > 0, 1.0 / np.where(depth > 0, depth, 1.0), 0.0)
+        return 5.0 - 2.0 * disparity
+
+    write_predictions(fx, tmp_path / "preds", negated)
+    result = run(fx, tmp_path / "preds", tmp_path)
+    assert result.summary["inverted_predictions"] == len(fx.depth)
+    assert all(row["inverted"] == 1 for row in rows_by_key(result).values())
+    # the least-squares scale comes out negative and the metrics cannot tell
+    assert result.summary["metrics"]["absrel"] == pytest.approx(0.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("name", ["nyu", "kitti", "eth3d", "diw"])

@@ -190,6 +190,14 @@ def eval_command(
                     "scored as a constant depth (see docs/evaluation.md)",
                     highlight=False,
                 )
+            if s.get("inverted_predictions"):
+                console.print(
+                    f"[yellow]warning:[/] {s['inverted_predictions']} of {s['evaluated']} "
+                    "prediction(s) fall where the ground-truth disparity rises (near and far "
+                    "swapped); the alignment's negative scale hides it in the metrics (see "
+                    "docs/evaluation.md)",
+                    highlight=False,
+                )
             if s["evaluated"] == 0:
                 empty.append(f"{result.label}/{result.benchmark.name}")
             summaries.append(s)

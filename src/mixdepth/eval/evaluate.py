@@ -291,7 +291,20 @@ def score_sample(
     min_depth = benchmark.valid_range[0] if benchmark.valid_range else MIN_DEPTH
     metrics = score_dense(prediction, depth, mask, benchmark.cap, align, max(min_depth, 1e-6))
     constant = int(not np.ptp(prediction[mask]) > 0)  # scored as documented, but worth a flag
-    return {**metrics, "valid_pixels": int(mask.sum()), "constant": constant}
+    return {**metrics, "valid_pixels": int(mask.sum()), "constant": constant,
+            "inverted": inverted(prediction[mask], depth[mask])}
+
+
+def inverted(prediction: np.ndarray, depth: np.ndarray) -> int:
+    """1 when the prediction (relative disparity) falls where the ground-truth disparity rises:
+    its least-squares scale onto 1/depth is negative, so the protocol's alignment flips it and
+    the image is scored as if the model had the order of depths right. Else 0.
+
+    prediction, depth: 1-D arrays of the valid pixels (depth > 0)."""
+    prediction = prediction.astype(np.float64)
+    disparity = 1.0 / depth.astype(np.float64)
+    covariance = np.mean((prediction - prediction.mean()) * (disparity - disparity.mean()))
+    return int(covariance < 0)
 
 
 # ---------------------------------------------------------------------------------------------

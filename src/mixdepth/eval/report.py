@@ -29,7 +29,8 @@ ALL = "all"  # subset name of the union of all subsets
 
 METRIC_NAMES = (*DENSE_METRICS, "whdr")
 CSV_FIELDS = (
-    "subset", "id", "status", "reason", "valid_pixels", "pairs", "constant", *METRIC_NAMES
+    "subset", "id", "status", "reason", "valid_pixels", "pairs", "constant", "inverted",
+    *METRIC_NAMES
 )
 
 METRIC_LABELS = {
@@ -126,7 +127,7 @@ def read_rows(path: Path) -> list[dict]:
                 parsed = {key: row.get(key) or "" for key in CSV_FIELDS}
                 for key in METRIC_NAMES:
                     parsed[key] = float(row[key]) if row.get(key) else None
-                for key in ("valid_pixels", "pairs", "constant"):
+                for key in ("valid_pixels", "pairs", "constant", "inverted"):
                     parsed[key] = int(row[key]) if row.get(key) else None
                 rows.append(parsed)
     except (ValueError, KeyError) as err:
@@ -155,6 +156,7 @@ def summarize_rows(rows: list[dict], primary_metric: str) -> dict:
         "skipped": len(skipped),
         "skip_reasons": dict(Counter(skip_kind(row["reason"]) for row in skipped)),
         "constant_predictions": sum(1 for row in evaluated if row.get("constant")),
+        "inverted_predictions": sum(1 for row in evaluated if row.get("inverted")),
         "metrics": metrics,
         "primary": metrics.get(primary_metric),
     }
