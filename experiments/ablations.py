@@ -214,9 +214,8 @@ def rescore(args: argparse.Namespace) -> None:
     training time is kept)."""
     from mixdepth.predict import Predictor
 
-    paths = sorted(args.out.glob("*/*/seed*/result.json"))
-    if args.study != "all":
-        paths = [p for p in paths if p.parent.parent.parent.name == args.study]
+    study = "*" if args.study == "all" else args.study
+    paths = sorted(args.out.glob(f"{study}/*/seed*/result.json"))
     if not paths:
         sys.exit(f"{args.out}: no finished ablation runs (result.json) to rescore")
     for path in paths:

@@ -73,6 +73,11 @@ def np_protocol(pred_disparity, depth, mask, cap):
 # ------------------------------------------------------------------ helpers
 
 
+def np_disparity(depth):
+    """1/depth where the ground truth is valid (> 0), 0 elsewhere."""
+    return np.where(depth > 0, 1.0 / np.where(depth > 0, depth, 1.0), 0.0)
+
+
 def build(name, tmp_path):
     return eval_layouts.BUILDERS[name](tmp_path / "data" / name)
 
@@ -140,8 +145,7 @@ def test_affine_function_of_gt_disparity_is_perfect(name, tmp_path):
     rng = np.random.default_rng(3)
 
     def make(key, depth):  # affine in GT disparity where the GT is valid, noise elsewhere
-        disparity = np.where(depth > 0, 1.0 / np.where(depth > 0, depth, 1.0), 0.0)
-        return np.where(depth > 0, 4.0 * disparity + 0.25, rng.random(depth.shape))
+        return np.where(depth > 0, 4.0 * np_disparity(depth) + 0.25, rng.random(depth.shape))
 
     write_predictions(fx, tmp_path / "preds", make)
     result = run(fx, tmp_path / "preds", tmp_path)
@@ -158,12 +162,11 @@ def test_affine_function_of_gt_disparity_is_perfect(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["nyu", "kitti", "eth3d"])
-def test_depth_given_as_disparity_is_flagged_inverted_though_alignment_hides_it(name, tmp_path):
+def test_negated_disparity_is_flagged_inverted_though_alignment_hides_it(name, tmp_path):
     fx = build(name, tmp_path)
 
     def negated(key, depth):  # near and far swapped: minus the true disparity, shifted
-        disparity = np.where(depth > 0, 1.0 / np.where(depth > 0, depth, 1.0), 0.0)
-        return 5.0 - 2.0 * disparity
+        return 5.0 - 2.0 * np_disparity(depth)
 
     write_predictions(fx, tmp_path / "preds", negated)
     result = run(fx, tmp_path / "preds", tmp_path)

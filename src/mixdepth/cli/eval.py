@@ -190,7 +190,7 @@ def eval_command(
                     "scored as a constant depth (see docs/evaluation.md)",
                     highlight=False,
                 )
-            if s.get("inverted_predictions"):
+            if s["inverted_predictions"]:
                 console.print(
                     f"[yellow]warning:[/] {s['inverted_predictions']} of {s['evaluated']} "
                     "prediction(s) fall where the ground-truth disparity rises (near and far "
