@@ -164,10 +164,12 @@ def efficientnet_lite_stages(
 
 
 class EfficientNetLiteEncoder(nn.Module):
-    """EfficientNet-Lite3 split as MiDaS v2.1 small does: layer1 = stem + stages 0-1 (stride 4),
-    layer2 = stage 2 (8), layer3 = stages 3-4 (16), layer4 = stages 5-6 (32).
+    """EfficientNet-Lite`variant` split as MiDaS v2.1 small splits Lite3: layer1 = stem +
+    stages 0-1 (stride 4), layer2 = stage 2 (8), layer3 = stages 3-4 (16), layer4 = stages 5-6
+    (32).
 
-    For Lite3: out_channels (32, 48, 136, 384). forward(x (B,3,H,W)) -> list of 4 maps.
+    out_channels: Lite0/1 (24, 40, 112, 320), Lite2 (24, 48, 120, 352), Lite3 (32, 48, 136,
+    384). forward(x (B,3,H,W)) -> list of 4 maps.
     """
 
     def __init__(self, variant: int = 3, tf_same: bool = True, bn_eps: float = TF_BN_EPS):
@@ -184,3 +186,20 @@ class EfficientNetLiteEncoder(nn.Module):
         l2 = self.layer2(l1)
         l3 = self.layer3(l2)
         return [l1, l2, l3, self.layer4(l3)]
+
+
+class EfficientNetLiteClassifier(nn.Module):
+    """An EfficientNet-Lite encoder plus the ImageNet head: 1x1 conv to 1280 channels, BN,
+    ReLU6, global average pool, linear to 1000 classes. forward(x (B,3,H,W)) -> (B, 1000)
+    logits. Used to check converted ImageNet weights."""
+
+    def __init__(self, variant: int = 0, classes: int = 1000, head: int = 1280):
+        super().__init__()
+        self.encoder = EfficientNetLiteEncoder(variant, tf_same=True)
+        self.conv_head = nn.Conv2d(self.encoder.out_channels[-1], head, 1, bias=False)
+        self.bn_head = nn.BatchNorm2d(head, eps=TF_BN_EPS)
+        self.fc = nn.Linear(head, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = F.relu6(self.bn_head(self.conv_head(self.encoder(x)[-1])))
+        return self.fc(features.mean(dim=(2, 3)))

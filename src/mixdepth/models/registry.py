@@ -25,7 +25,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
 
 # Modules that register the built-in architectures when imported.
-_BUILTIN_MODULES = ("mixdepth.models.tiny", "mixdepth.models.midas", "mixdepth.models.dpt")
+_BUILTIN_MODULES = (
+    "mixdepth.models.tiny", "mixdepth.models.midas", "mixdepth.models.lite", "mixdepth.models.dpt"
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class _Entry:
     builder: Callable[..., nn.Module]
     config: ModelConfig
     description: str
+    pretrained: Callable[[nn.Module], None] | None = None
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -62,11 +65,13 @@ def register(
     resize_mode: str = "upper_bound",
     mean: tuple[float, float, float] = IMAGENET_MEAN,
     std: tuple[float, float, float] = IMAGENET_STD,
+    pretrained: Callable[[nn.Module], None] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering `builder(**options) -> nn.Module` under `name`.
 
     The builder's keyword parameters are the options `create` accepts; its docstring's first
-    line is the description shown by `list_models(details=True)`.
+    line is the description shown by `list_models(details=True)`. `pretrained(model)`, if
+    given, loads the encoder's ImageNet weights from an installed package (never a download).
     """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -74,7 +79,7 @@ def register(
             raise ValueError(f"model name {name!r} is already registered")
         config = ModelConfig(name, input_size, resize_mode, tuple(mean), tuple(std))
         doc = (inspect.getdoc(builder) or "").split("\n")[0]
-        _REGISTRY[name] = _Entry(builder, config, doc)
+        _REGISTRY[name] = _Entry(builder, config, doc, pretrained)
         return builder
 
     return decorator
@@ -113,13 +118,27 @@ def default_config(name: str) -> ModelConfig:
     return _entry(name).config
 
 
-def create(name: str, **options: Any) -> nn.Module:
-    """Build the registered architecture `name` with random weights (no network access).
+def pretrained_models() -> list[str]:
+    """Names of the models whose encoder has ImageNet weights (`create(name, pretrained=True)`)."""
+    _load_builtin()
+    return sorted(name for name, entry in _REGISTRY.items() if entry.pretrained is not None)
+
+
+def create(name: str, pretrained: bool = False, **options: Any) -> nn.Module:
+    """Build the registered architecture `name` (no network access).
 
     Options are the builder's keyword options (e.g. `non_negative=False`, `features=...`);
     an unknown option raises ConfigError listing the valid ones. The model gets `.config`.
+    Weights are random, except the encoder's with `pretrained=True`: ImageNet weights from an
+    installed package (ConfigError naming the package if it is missing, or listing the models
+    that have them). `pretrained` is not an option: weights files do not record it.
     """
     entry = _entry(name)
+    if pretrained and entry.pretrained is None:
+        raise ConfigError(
+            f"model {name!r} has no pretrained encoder weights; models that have them: "
+            f"{', '.join(pretrained_models()) or 'none'}"
+        )
     valid = model_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -129,6 +148,8 @@ def create(name: str, **options: Any) -> nn.Module:
         )
     model = entry.builder(**options)
     model.config = replace(entry.config, options=dict(options))
+    if pretrained:
+        entry.pretrained(model)
     return model
 
 
