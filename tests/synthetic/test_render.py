@@ -74,16 +74,18 @@ def test_render_outputs_and_determinism(family):
 
 def test_field_of_view_is_random_within_40_to_100_degrees():
     fovs = []
-    for i in range(12):
-        r = render_family(TRAIN_FAMILIES[i % 3], np.random.default_rng(i), 16, 16)
+    for i in range(15):
+        r = render_family(TRAIN_FAMILIES[i % len(TRAIN_FAMILIES)], np.random.default_rng(i),
+                          16, 16)
         fovs.append(2 * np.degrees(np.arctan(8 / r.intrinsics[0, 0])))
     assert 40 <= min(fovs) and max(fovs) <= 100 and np.ptp(fovs) > 15
 
 
 def test_brightness_does_not_encode_depth():
     renders = [
-        render_family(TRAIN_FAMILIES[i % 3], np.random.default_rng([11, i]), 40, 40)
-        for i in range(24)
+        render_family(TRAIN_FAMILIES[i % len(TRAIN_FAMILIES)], np.random.default_rng([11, i]),
+                      40, 40)
+        for i in range(25)
     ]
     assert abs(luminance_depth_correlation(renders)) < 0.3
 

@@ -10,6 +10,9 @@ import yaml
 
 from mixdepth.data import create_dataset
 from mixdepth.errors import ConfigError
+from mixdepth.eval.benchmarks import load_benchmark
+from mixdepth.eval.evaluate import benchmark_subsets
+from mixdepth.synthetic import HELDOUT_FAMILIES
 from mixdepth.synthetic.personalities import PERSONALITIES
 from mixdepth.synthetic.writer import generate_preset, generate_set, make_sample, worker_pool
 
@@ -18,7 +21,8 @@ SIZE = 48
 
 def _load_all(entry):
     ds = create_dataset(entry["dataset"], entry["root"], split=entry["split"])
-    return sorted((ds[i] for i in range(len(ds))), key=lambda s: s.id)
+    # ids may start with a per-family folder (Sintel): order by the sample's file name
+    return sorted((ds[i] for i in range(len(ds))), key=lambda s: s.id.rsplit("/", 1)[-1])
 
 
 @pytest.mark.parametrize("name", list(PERSONALITIES))
@@ -88,7 +92,8 @@ def test_preset_writes_train_and_heldout_sets_and_mix_yaml(tmp_path):
     path = generate_preset("default-mix", tmp_path, n_per_set=1, seed=0, size=32)
     mix = yaml.safe_load(path.read_text())
     assert [s["name"] for s in mix["train"]] == list(PERSONALITIES)
-    assert {s["name"] for s in mix["heldout"]} == {"landscape", "forest"}
+    assert {s["name"] for s in mix["heldout"]} == set(HELDOUT_FAMILIES)
+    assert {"landscape", "forest", "still-life"} <= set(HELDOUT_FAMILIES)
     for entry in mix["train"] + mix["heldout"]:
         ds = create_dataset(entry["dataset"], tmp_path / entry["root"], split=entry["split"])
         assert len(ds) == 1
@@ -98,6 +103,9 @@ def test_preset_writes_train_and_heldout_sets_and_mix_yaml(tmp_path):
     train_families = {f for s in mix["train"] for f in s["families"]}
     assert train_families.isdisjoint(s["name"] for s in mix["heldout"])
     assert (tmp_path / "heldout" / "forest" / "training" / "depth" / "forest").is_dir()
+    # the synthetic-heldout benchmark finds every held-out family of the preset
+    subsets = benchmark_subsets(load_benchmark("synthetic-heldout"), tmp_path)
+    assert [name for name, _ in subsets] == sorted(HELDOUT_FAMILIES)
 
 
 def test_bad_options_are_config_errors(tmp_path):

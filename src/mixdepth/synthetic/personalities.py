@@ -17,6 +17,7 @@ from scipy import ndimage
 from mixdepth.data.sample import Space, depth_to_disparity
 from mixdepth.errors import ConfigError
 from mixdepth.synthetic.render import Render, matmul3
+from mixdepth.synthetic.scenes import TRAIN_FAMILIES
 
 DEG = np.pi / 180
 
@@ -202,17 +203,17 @@ class Personality:
 PERSONALITIES: dict[str, Personality] = {
     p.name: p
     for p in (
-        Personality("indoor-rgbd", "tum", Space.METRIC_DEPTH, ("indoor", "clutter"),
-                    indoor_rgbd),
+        Personality("indoor-rgbd", "tum", Space.METRIC_DEPTH,
+                    ("indoor", "clutter", "tabletop", "objects"), indoor_rgbd),
         Personality("street-lidar", "kitti", Space.METRIC_DEPTH, ("street",), street_lidar),
-        Personality("sfm", "megadepth", Space.DEPTH_UP_TO_SCALE, ("street", "clutter"), sfm),
+        Personality("sfm", "megadepth", Space.DEPTH_UP_TO_SCALE,
+                    ("street", "clutter", "objects", "tabletop"), sfm),
         Personality("web-stereo", "hrwsi", Space.DISPARITY_UP_TO_SCALE_AND_SHIFT,
-                    ("street", "clutter", "indoor"), web_stereo),
+                    TRAIN_FAMILIES, web_stereo),
         Personality("movies-3d", "folder", Space.DISPARITY_UP_TO_SCALE_AND_SHIFT,
-                    ("street", "clutter", "indoor"), movies_3d),
-        Personality("ordinal", "diw", Space.ORDINAL, ("street", "clutter", "indoor"), ordinal),
-        Personality("exact", "sintel", Space.METRIC_DEPTH, ("street", "clutter", "indoor"),
-                    exact),
+                    TRAIN_FAMILIES, movies_3d),
+        Personality("ordinal", "diw", Space.ORDINAL, TRAIN_FAMILIES, ordinal),
+        Personality("exact", "sintel", Space.METRIC_DEPTH, TRAIN_FAMILIES, exact),
     )
 }
 

@@ -763,6 +763,50 @@ def shade(scene: Scene, culling: bool = True) -> tuple[np.ndarray, dict]:
     return radiance.reshape(h, w, 3), gbuffer
 
 
+def lens_blur(radiance: np.ndarray, depth: np.ndarray, rng: np.random.Generator,
+              defocus_p: float = 0.3, motion_p: float = 0.08) -> np.ndarray:
+    """Depth-of-field and motion blur on linear radiance (H, W, 3); depth (H, W), inf = sky.
+
+    Defocus (a share `defocus_p` of the images): focus on the depth of a random valid pixel;
+    the blur sigma grows linearly with |1/z - 1/z_focus| up to a random maximum (0.8-3.5 px
+    at 256 px), and each pixel takes its colour from a stack of Gaussian-blurred copies,
+    interpolated between the two nearest blur levels. Motion blur (a share `motion_p`): a
+    straight streak of 3-9 px (at 256 px) in a random direction over the whole image.
+    """
+    h, w, _ = radiance.shape
+    scale = h / 256
+    out = radiance
+    valid = np.isfinite(depth)
+    if rng.random() < defocus_p and valid.any():
+        inv = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0).astype(np.float32)
+        focus = inv[valid][int(rng.integers(int(valid.sum())))]
+        coc = np.abs(inv - focus)
+        top = float(np.quantile(coc, 0.98))
+        max_sigma = rng.uniform(0.8, 3.5) * scale
+        if top > 0 and max_sigma > 0.3:
+            sigma = np.clip(coc / top, 0, 1) * max_sigma
+            levels = np.linspace(0.0, max_sigma, 5, dtype=np.float32)
+            stack = np.stack([out] + [ndimage.gaussian_filter(out, (s, s, 0), mode="nearest")
+                                      for s in levels[1:]])
+            pos = sigma / levels[1]
+            lo = np.minimum(pos.astype(np.int64), len(levels) - 2)
+            frac = (pos - lo).astype(np.float32)[..., None]
+            rows, cols = np.indices((h, w))
+            out = stack[lo, rows, cols] * (1 - frac) + stack[lo + 1, rows, cols] * frac
+    if rng.random() < motion_p:
+        length = rng.uniform(3, 9) * scale
+        angle = rng.uniform(0, np.pi)
+        half = int(np.ceil(length / 2))
+        kernel = np.zeros((2 * half + 1, 2 * half + 1), np.float32)
+        steps = np.linspace(-length / 2, length / 2, 4 * half + 1)
+        np.add.at(kernel, (np.round(half + steps * np.sin(angle)).astype(np.int64),
+                           np.round(half + steps * np.cos(angle)).astype(np.int64)), 1.0)
+        kernel /= kernel.sum()
+        out = np.stack([ndimage.convolve(out[..., c], kernel, mode="nearest")
+                        for c in range(3)], -1)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
 def camera_effects(radiance: np.ndarray, valid: np.ndarray, rng: np.random.Generator):
     """Exposure, tone curve, white balance, vignetting, blur, noise and JPEG artefacts.
 
@@ -797,10 +841,11 @@ def camera_effects(radiance: np.ndarray, valid: np.ndarray, rng: np.random.Gener
 
 def render(scene: Scene, rng: np.random.Generator, family: str = "", culling: bool = True
            ) -> Render:
-    """Render `scene` into a `Render` (image, exact z-depth, mask, intrinsics, G-buffer)."""
+    """Render `scene` into a `Render` (image, exact z-depth, mask, intrinsics, G-buffer).
+    Lens blur changes the image only; the depth stays the sharp rendered z-depth."""
     radiance, g = shade(scene, culling)
     mask = np.isfinite(g["depth"])
-    image = camera_effects(radiance, mask, rng)
+    image = camera_effects(lens_blur(radiance, g["depth"], rng), mask, rng)
     return Render(
         image=image,
         depth=g["depth"],

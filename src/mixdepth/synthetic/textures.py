@@ -2,9 +2,9 @@
 
 Textures are sampled at world-space coordinates measured in metres divided by a per-material
 `scale` (metres per texture repeat), so the texture gradient on a surface is a true depth cue.
-Photographs come from scikit-image's bundled sample images. The stereo pair
-`motorcycle_left/right` is deliberately excluded: it is a zero-shot test case with ground truth
-and must never appear in training renders.
+Photographs come from sample images bundled with installed packages (scikit-image, matplotlib).
+The project's real-photo test cases (`TEST_PHOTOS`: astronaut, chelsea, coffee, rocket and the
+motorcycle stereo pair) are deliberately excluded and must never appear in training renders.
 """
 
 from __future__ import annotations
@@ -19,39 +19,58 @@ from PIL import Image
 TEXTURE_SIZE = 128  # texels per side of mip level 0 (a power of two)
 MIP_LEVELS = 5  # 128, 64, 32, 16, 8
 
-# Sample photographs shipped with scikit-image (never the motorcycle stereo pair).
-PHOTO_NAMES = (
+# Real photographs used by the project as test cases: never textures.
+TEST_PHOTOS = (
     "astronaut.png",
-    "brick.png",
-    "camera.png",
     "chelsea.png",
     "coffee.png",
-    "grass.png",
-    "gravel.png",
-    "moon.png",
     "rocket.jpg",
-    "coins.png",
-    "ihc.png",
-    "hubble_deep_field.jpg",
-    "page.png",
-    "clock_motion.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
 )
 
+# (package, path inside the package) of sample photographs with permissive licences.
+PHOTO_SOURCES = (
+    ("skimage", "data/brick.png"),
+    ("skimage", "data/camera.png"),
+    ("skimage", "data/grass.png"),
+    ("skimage", "data/gravel.png"),
+    ("skimage", "data/moon.png"),
+    ("skimage", "data/coins.png"),
+    ("skimage", "data/ihc.png"),
+    ("skimage", "data/hubble_deep_field.jpg"),
+    ("skimage", "data/page.png"),
+    ("skimage", "data/clock_motion.png"),
+    ("skimage", "data/text.png"),  # photograph of painted text on a wall, public domain
+    ("skimage", "data/retina.jpg"),  # fundus photograph, CC0
+    ("skimage", "data/cell.png"),  # microscope photograph, CC0
+    ("skimage", "data/microaneurysms.png"),  # retinal photograph detail, CC0
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),  # U.S. Navy photograph
+)
+PHOTO_NAMES = tuple(Path(path).name for _, path in PHOTO_SOURCES)
+
 PROCEDURAL_KINDS = ("noise", "stripes", "checkers", "wood", "marble", "bricks", "tiles")
+
+
+def photo_paths() -> list[Path]:
+    """Files of `PHOTO_SOURCES` that exist in this environment (missing packages skipped)."""
+    import importlib.util
+
+    paths = []
+    for package, relative in PHOTO_SOURCES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            continue
+        path = Path(spec.origin).parent / relative
+        if path.exists() and path.name not in TEST_PHOTOS:
+            paths.append(path)
+    return paths
 
 
 @lru_cache(maxsize=1)
 def load_photos() -> tuple[Image.Image, ...]:
     """The bundled sample photographs as RGB PIL images (loaded once per process)."""
-    import skimage
-
-    folder = Path(skimage.__file__).parent / "data"
-    photos = []
-    for name in PHOTO_NAMES:
-        path = folder / name
-        if path.exists():
-            photos.append(Image.open(path).convert("RGB"))
-    return tuple(photos)
+    return tuple(Image.open(path).convert("RGB") for path in photo_paths())
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
