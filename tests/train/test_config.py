@@ -60,6 +60,8 @@ def test_defaults_and_paper_optimiser(tmp_path):
         ({"model": {"weights": "/nonexistent/w.safetensors"}}, r"^model\.weights: file not found"),
         ({"datasets": []}, r"^datasets: at least one dataset"),
         ({"model": {"name": "resnet"}}, r"^model\.name: unknown model 'resnet'"),
+        ({"model": {"pretrained": "imagenet"}}, r"^model\.pretrained: 'tiny' has no ImageNet"),
+        ({"model": {"pretrained": "coco"}}, r"^model\.pretrained: must be one of 'imagenet'"),
         ({"loss": {"kind": "ordinal"}}, r"^loss\.kind: ordinal applies to pair datasets"),
         ({"loss": {"kind": "l1"}}, r"^loss\.kind: must be one of"),
     ],
@@ -96,6 +98,29 @@ def test_dataset_entry_errors(tmp_path):
         config_from_dict(data)
     data["datasets"][1]["label"] = "tum-second"
     assert config_from_dict(data).datasets[1].label == "tum-second"
+
+
+def test_a_dataset_root_may_be_a_list(tmp_path):
+    data = _config(tmp_path)
+    data["datasets"][0]["root"] = [str(tmp_path / "a"), str(tmp_path / "b")]
+    config = config_from_dict(data)
+    assert config.datasets[0].root == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert config_from_dict(config.to_dict()) == config
+    data["datasets"][0]["root"] = [str(tmp_path / "a"), str(tmp_path / "missing")]
+    with pytest.raises(
+        ConfigError, match=r"^datasets\[0\]\.root\[1\]: directory not found: .*missing"
+    ):
+        config_from_dict(data)
+    assert config_from_dict(data, check_paths=False).datasets[0].root[1].endswith("missing")
+    data["datasets"][0]["root"] = [str(tmp_path / "a"), 3]
+    with pytest.raises(ConfigError, match=r"^datasets\[0\]\.root\[1\]: expected a string"):
+        config_from_dict(data)
+    data["datasets"][0]["root"] = []
+    with pytest.raises(ConfigError, match=r"^datasets\[0\]\.root: an empty list"):
+        config_from_dict(data)
+    data["datasets"][0]["root"] = 3
+    with pytest.raises(ConfigError, match=r"^datasets\[0\]\.root: expected str or list"):
+        config_from_dict(data)
 
 
 def test_overrides(tmp_path):

@@ -1,7 +1,8 @@
 """Reading, checking and writing model weights.
 
 Native format: safetensors with metadata {"model": name, "options": JSON, "mixdepth_version",
-"input_size"}; input_size is the working size the weights were trained at (see `load_model`).
+"input_size", "mean", "std"}; input_size is the working size the weights were trained at, mean
+and std (JSON lists) the input normalisation they were trained with (see `load_model`).
 Also read: PyTorch `.pt`/`.pth` state dicts (the official MiDaS/DPT files), loaded with
 `torch.load(weights_only=True)`, plain or wrapped in {"model": ...} / {"state_dict": ...}.
 Loading is strict: a file that does not fit the architecture fails with the missing,
@@ -226,12 +227,17 @@ def weights_metadata(
 
 
 def model_metadata(model: nn.Module, metadata: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`weights_metadata` for a model made by `create`, with "input_size": config.input_size
-    (`metadata` wins)."""
+    """`weights_metadata` for a model made by `create`, from its own `model.config`: name,
+    options, "input_size" and the normalisation "mean" and "std" (`metadata` wins)."""
     config = getattr(model, "config", None)
     if config is None:
         raise MixdepthError("saving weights needs a model made by mixdepth.models.create")
-    meta = {"input_size": str(config.input_size), **dict(metadata or {})}
+    meta = {
+        "input_size": str(config.input_size),
+        "mean": json.dumps([float(v) for v in config.mean]),
+        "std": json.dumps([float(v) for v in config.std]),
+        **dict(metadata or {}),
+    }
     return weights_metadata(config.name, config.options, meta)
 
 
@@ -269,6 +275,27 @@ def stored_input_size(path: str | Path) -> int | None:
     return size
 
 
+def stored_normalization(path: str | Path) -> dict[str, tuple[float, float, float]]:
+    """{"mean": ..., "std": ...} recorded in a .safetensors file's metadata (those present)."""
+    found = {}
+    for key, value in read_metadata(path).items():
+        if key not in ("mean", "std"):
+            continue
+        try:
+            numbers = json.loads(value)
+            ok = isinstance(numbers, list) and len(numbers) == 3 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in numbers
+            )
+        except json.JSONDecodeError:
+            ok = False
+        if not ok or (key == "std" and min(numbers) <= 0):
+            raise FileFormatError(
+                path, f"metadata {key!r} must be a list of 3 numbers (std positive), got {value!r}"
+            )
+        found[key] = tuple(float(v) for v in numbers)
+    return found
+
+
 def architecture_of(
     path: str | Path, state: Mapping[str, torch.Tensor], name: str | None = None
 ) -> tuple[str, dict[str, Any]]:
@@ -291,7 +318,8 @@ def load_model(
     `name` if given, else the file's safetensors metadata ("model" and "options"), else guessed
     from the key set and shapes (official .pt files); the weights are loaded strictly. A
     stored "input_size" (the size a mixdepth run trained at) replaces the architecture's
-    default working size in `model.config`.
+    default working size in `model.config`, and a stored "mean" and "std" its normalisation
+    (when the stored model name is the one used).
     """
     if path is None:
         if name is None:
@@ -305,4 +333,6 @@ def load_model(
     size = stored_input_size(path)
     if size is not None:
         model.config = dataclasses.replace(model.config, input_size=size)
+    if read_metadata(path).get("model") == name:
+        model.config = dataclasses.replace(model.config, **stored_normalization(path))
     return model.eval()

@@ -29,18 +29,27 @@ LossKind = Literal["mse", "mse-norm", "mae", "trim", "plain", "silog", "shift", 
 @dataclass
 class ModelConfig:
     """name: registry name (mixdepth.models); options: keyword arguments of `create`;
-    weights: optional initial weights (.safetensors or .pt); freeze_batchnorm: keep
-    BatchNorm layers in eval mode (running statistics fixed) during training."""
+    pretrained: "imagenet" starts the encoder from the ImageNet weights of an installed
+    package (models listed by `mixdepth.models.registry.pretrained_models`), null from random
+    weights; weights: optional initial weights (.safetensors or .pt, loaded after
+    `pretrained`); freeze_batchnorm: keep
+    BatchNorm layers in eval mode (running statistics fixed) during training;
+    freeze_encoder_batchnorm: the same for the encoder's (`pretrained.*`) BatchNorm layers
+    only; freeze_encoder_steps: the encoder's parameters get no update in the first N steps."""
 
     name: str = "tiny"
     options: dict = field(default_factory=dict)
+    pretrained: Literal["imagenet"] | None = None
     weights: str | None = None
     freeze_batchnorm: bool = False
+    freeze_encoder_batchnorm: bool = False
+    freeze_encoder_steps: int = 0
 
 
 @dataclass
 class DatasetConfig:
-    """name: dataset registry name (mixdepth.data); root: its directory or tar archive;
+    """name: dataset registry name (mixdepth.data); root: its directory or tar archive, or a
+    list of them (the dataset is then the concatenation of one dataset per root);
     split: which split (default: "train" where the dataset has one, else its first split);
     options: dataset keyword options (e.g. space and scale for `folder`);
     loss: mse | mae | trim | plain | silog | shift | ordinal (default: ordinal for ordinal
@@ -49,7 +58,7 @@ class DatasetConfig:
     unequal in an ablation)."""
 
     name: str
-    root: str
+    root: str | list[str]
     split: str | None = None
     options: dict = field(default_factory=dict)
     loss: LossKind | None = None
@@ -134,6 +143,8 @@ class TrainConfig:
     progress: bool = True
     report: bool = True
     val_images: int = 2
+    channels_last: bool = False
+    time_budget: float | None = None
 
     def to_dict(self) -> dict:
         """Plain data (YAML/JSON-serialisable), the inverse of `config_from_dict`."""
@@ -168,6 +179,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             try:
                 return _convert(value, arg, key)
             except ConfigError as err:
+                if isinstance(value, list) and typing.get_origin(arg) is list:
+                    raise  # a list whose item is wrong: name the item
                 errors.append(err)
         raise errors[0] if len(errors) == 1 else ConfigError(
             f"{key}: expected {_type_name(tp)}, got {value!r}"
@@ -271,6 +284,13 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
         raise ConfigError(f"crop_size: must be a multiple of 32, got {config.crop_size}")
     if config.threads is not None and config.threads <= 0:
         raise ConfigError(f"threads: must be positive or null, got {config.threads}")
+    if config.model.freeze_encoder_steps < 0:
+        value = config.model.freeze_encoder_steps
+        raise ConfigError(f"model.freeze_encoder_steps: must not be negative, got {value}")
+    if config.time_budget is not None and not 0 < config.time_budget < math.inf:
+        raise ConfigError(
+            f"time_budget: must be a positive number of minutes or null, got {config.time_budget}"
+        )
     if config.grad_clip is not None and config.grad_clip <= 0:
         raise ConfigError(f"grad_clip: must be positive or null, got {config.grad_clip}")
     for i, beta in enumerate(config.optimizer.betas):
@@ -290,8 +310,12 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
                 f"datasets[{i}].label: {label!r} is used twice; give each dataset a label"
             )
         labels.add(label)
-        if check_paths and not Path(ds.root).expanduser().exists():
-            raise ConfigError(f"datasets[{i}].root: directory not found: {ds.root}")
+        if isinstance(ds.root, list) and not ds.root:
+            raise ConfigError(f"datasets[{i}].root: an empty list; give at least one directory")
+        if check_paths:
+            for key, root in dataset_roots(ds, f"datasets[{i}].root"):
+                if not Path(root).expanduser().exists():
+                    raise ConfigError(f"{key}: directory not found: {root}")
     if check_paths:
         from mixdepth.models import list_models
         from mixdepth.models.registry import create_on_meta
@@ -310,6 +334,14 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
                 f"model.options: cannot build {config.model.name!r} with "
                 f"{config.model.options}: {err}"
             ) from None
+        if config.model.pretrained == "imagenet":
+            from mixdepth.models.registry import pretrained_models
+
+            if config.model.name not in pretrained_models():
+                raise ConfigError(
+                    f"model.pretrained: {config.model.name!r} has no ImageNet weights; models "
+                    f"that have them: {', '.join(pretrained_models())}"
+                )
         from mixdepth.data import list_datasets
 
         known = list_datasets()
@@ -441,6 +473,13 @@ def load_config(
     return config_from_dict(apply_overrides(data, overrides or []), check_paths=check_paths)
 
 
+def dataset_roots(ds: DatasetConfig, key: str = "root") -> list[tuple[str, str]]:
+    """[(config key, root)] of a dataset: `key` for a single root, `key[j]` for a list."""
+    if isinstance(ds.root, str):
+        return [(key, ds.root)]
+    return [(f"{key}[{j}]", root) for j, root in enumerate(ds.root)]
+
+
 def dataset_labels(config: TrainConfig) -> list[str]:
     """The name each dataset has in logs and checkpoints (label, else registry name)."""
     return [ds.label or ds.name for ds in config.datasets]
@@ -457,6 +496,7 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "dataset_labels",
+    "dataset_roots",
     "datasets_from_mix",
     "load_config",
 ]

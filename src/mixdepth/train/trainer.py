@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from mixdepth.errors import ConfigError, MixdepthError
 from mixdepth.train.checkpoint import (
@@ -45,7 +45,7 @@ from mixdepth.train.checkpoint import (
     set_rng_state,
     write_json,
 )
-from mixdepth.train.config import TrainConfig, dataset_labels, load_config
+from mixdepth.train.config import TrainConfig, dataset_labels, dataset_roots, load_config
 from mixdepth.train.mgda import min_norm_weights_from_gram
 from mixdepth.train.samplers import MixingSampler, Slot, create_sampler
 
@@ -78,6 +78,27 @@ class SlotDataset(Dataset):
             random.setstate(states[0])
             np.random.set_state(states[1])  # noqa: NPY002  (the legacy global RNG that transforms may use)
             torch.set_rng_state(states[2])
+
+
+class RootsDataset(ConcatDataset):
+    """One configured dataset read from several roots: the concatenation of one dataset per
+    root, carrying their `space`. `limit` keeps the first `limit` samples of the whole (the
+    entries of the first roots first)."""
+
+    def __init__(self, datasets: Sequence[Dataset], limit: int | None = None):
+        datasets = list(datasets)
+        if limit is not None:
+            left = limit
+            for dataset in datasets:
+                dataset.entries = dataset.entries[: max(left, 0)]
+                left -= len(dataset)
+            datasets = [d for d in datasets if len(d)] or datasets[:1]
+        super().__init__(datasets)
+        self.space = getattr(datasets[0], "space", None)
+
+    @property
+    def entries(self) -> list:
+        return [entry for dataset in self.datasets for entry in dataset.entries]
 
 
 def collate_slots(items: list) -> dict:
@@ -194,11 +215,34 @@ def _adam(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
         return torch.optim.Adam(parameter_groups(model, config), foreach=True, **options)
 
 
-def freeze_batchnorm(model: nn.Module) -> None:
-    """Put every BatchNorm layer in eval mode (running statistics used and kept fixed)."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+def is_encoder(name: str) -> bool:
+    """Whether a parameter or module name belongs to the encoder (`pretrained.*`)."""
+    return name == "pretrained" or name.startswith("pretrained.")
+
+
+def freeze_batchnorm(model: nn.Module, encoder_only: bool = False) -> None:
+    """Put every BatchNorm layer (of the encoder only, with encoder_only) in eval mode: running
+    statistics used and kept fixed."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and (
+            not encoder_only or is_encoder(name)
+        ):
             module.eval()
+
+
+def _match_strides(optimizer: torch.optim.Optimizer) -> None:
+    """Give every optimiser state tensor shaped like its parameter the parameter's memory
+    layout (the fused Adam kernel walks parameter, gradient and state in memory order)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.shape == param.shape
+                    and value.stride() != param.stride()
+                ):
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 @dataclass
@@ -279,6 +323,10 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------- trainer
 
+# The time-budget probe: at most this many untimed warm-up steps, then this many timed ones.
+_PROBE_WARMUP = 5
+_PROBE_STEPS = 20
+
 
 class Trainer:
     """One training run. Build with a validated config; `run()` trains and returns a result.
@@ -294,6 +342,7 @@ class Trainer:
         model: nn.Module | None = None,
         resume: bool = False,
     ) -> None:
+        started = time.perf_counter()
         self.config = config
         self.labels = dataset_labels(config)
         self.out_dir = Path(config.out_dir)
@@ -314,6 +363,8 @@ class Trainer:
             for kind in self.loss_kinds
         ]
         self.model = (model if model is not None else self._build_model()).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.model_config = self.model.config
         self.ddp_model: nn.Module = self.model
         if self.dist.enabled:
@@ -323,33 +374,127 @@ class Trainer:
                 self.model, device_ids=device_ids, find_unused_parameters=True
             )
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = _adam(self.model, config)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(config, step)
-        )
-        try:
-            self.sampler: MixingSampler = create_sampler(
-                config.mixing,
-                [len(d) for d in self.datasets],
-                config.batch_size,
-                seed=config.seed,
-                rank=self.dist.rank,
-                world_size=self.dist.world_size,
-                total_steps=config.steps,
-            )
-        except ValueError as err:
-            raise ConfigError(f"batch_size: {err}") from None
+        self.encoder_params = [
+            p for name, p in self.model.named_parameters() if p.requires_grad and is_encoder(name)
+        ]
         self._pareto: tuple | None = None
         self.step = 0
         self.history: list[dict] = []
         self.checkpoint_path: Path | None = None
-        if resume:
-            self._resume()
-        elif latest_checkpoint(self.out_dir) is not None:
+        checkpoint = latest_checkpoint(self.out_dir)
+        if checkpoint is not None and not resume:
             raise ConfigError(
                 f"out_dir: {self.out_dir} already holds a run with checkpoints; "
                 "pass --resume to continue it or choose another out_dir"
             )
+        if config.time_budget is not None:
+            self._fit_time_budget(started, checkpoint)
+        # built after the step count is final: the schedule and the sampler read it
+        self.optimizer = _adam(self.model, config)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, [self._group_factor(g["name"]) for g in self.optimizer.param_groups]
+        )
+        self.sampler: MixingSampler = self._make_sampler(config.steps)
+        if resume:
+            self._resume()
+
+    def _group_factor(self, name: str) -> Callable[[int], float]:
+        """The learning-rate factor of one parameter group at a step: `lr_factor`, and 0 for
+        the encoder during the first `model.freeze_encoder_steps` steps."""
+        config = self.config
+
+        def factor(step: int) -> float:
+            if name == "encoder" and step < config.model.freeze_encoder_steps:
+                return 0.0
+            return lr_factor(config, step)
+
+        return factor
+
+    def _make_sampler(self, total_steps: int | None) -> MixingSampler:
+        try:
+            return create_sampler(
+                self.config.mixing,
+                [len(d) for d in self.datasets],
+                self.config.batch_size,
+                seed=self.config.seed,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+                total_steps=total_steps,
+            )
+        except ValueError as err:
+            raise ConfigError(f"batch_size: {err}") from None
+
+    # -- time budget ---------------------------------------------------------------------
+
+    def _fit_time_budget(self, started: float, checkpoint: Path | None) -> None:
+        """Set `config.steps` so that the run ends within `time_budget` minutes of `started`,
+        from the seconds per step of a short probe. A resumed run keeps the steps its first
+        session chose (recorded in the checkpoint's config)."""
+        config = self.config
+        done = 0
+        if checkpoint is not None:
+            state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
+            if state["config"].get("time_budget") is not None:
+                config.steps = int(state["config"]["steps"])
+                if self.dist.is_main:
+                    print(f"time_budget: continuing with the {config.steps} steps chosen "
+                          "when the run started")
+                return
+            done = int(state["step"])  # a budget added on resume covers the remaining steps
+        seconds, probed = self._probe_seconds_per_step(config.time_budget * 60)
+        left = config.time_budget * 60 - (time.perf_counter() - started)
+        if self.dist.enabled:  # all ranks take the slowest rate and the least time left
+            value = torch.tensor([seconds, -left], dtype=torch.float64, device=self.device)
+            dist.all_reduce(value, op=dist.ReduceOp.MAX)
+            seconds, left = float(value[0]), -float(value[1])
+        config.steps = done + max(int(left / seconds), 1)
+        if self.dist.is_main:
+            print(f"time_budget: {seconds:.4g} s/step (measured over {probed} steps); "
+                  f"steps set to {config.steps} to fit {config.time_budget:g} min")
+
+    def _probe_seconds_per_step(self, budget: float) -> tuple[float, int]:
+        """(mean seconds per training step, number of steps timed): up to _PROBE_WARMUP
+        untimed steps, then up to _PROBE_STEPS timed ones, each reading its batch, forward,
+        backward and update, with a throwaway optimiser. The warm-up stops early after 2.5 %
+        of the budget, the timing after 5 % (at least 2 steps). The model's state and the RNG
+        states are restored afterwards, so the run starts as it would without the probe."""
+        from mixdepth.train.checkpoint import rng_state
+
+        saved_model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        saved_rng = rng_state()
+        self.optimizer = _adam(self.model, self.config)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
+        sampler = self._make_sampler(None)
+        reader = SlotDataset(self.datasets)
+        timed: list[float] = []
+        warm_up = True
+        try:
+            start = time.perf_counter()
+            for i in range(_PROBE_WARMUP + _PROBE_STEPS):
+                tick = time.perf_counter()
+                slots = sampler.rank_batch(i)
+                batch = _to_device(collate_slots([reader[slot] for slot in slots]), self.device)
+                self.train_step(batch)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                now = time.perf_counter()
+                if warm_up:
+                    warm_up = i + 1 < _PROBE_WARMUP and not self._agree(
+                        now - start > 0.025 * budget
+                    )
+                    if not warm_up:
+                        start = now  # the timed steps start here
+                    continue
+                timed.append(now - tick)
+                if len(timed) >= _PROBE_STEPS or (
+                    len(timed) >= 2 and self._agree(now - start > 0.05 * budget)
+                ):
+                    break
+        finally:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.model.load_state_dict(saved_model)
+            set_rng_state(saved_rng)
+        return float(np.mean(timed)), len(timed)
 
     # -- construction --------------------------------------------------------------------
 
@@ -374,14 +519,21 @@ class Trainer:
             split = ds.split
             if split is None and "train" in getattr(dataset_class(ds.name), "splits", ()):
                 split = "train"
-            try:
-                dataset = create_dataset(
-                    ds.name, ds.root, split=split, transform=transform, **ds.options
-                )
-            except MixdepthError as err:
-                raise ConfigError(f"datasets[{i}] ({ds.name} at {ds.root}): {err}") from None
-            if ds.limit is not None:
-                dataset.entries = dataset.entries[: ds.limit]
+            parts = []
+            for key, root in dataset_roots(ds, f"datasets[{i}].root"):
+                try:
+                    parts.append(
+                        create_dataset(ds.name, root, split=split, transform=transform,
+                                       **ds.options)
+                    )
+                except MixdepthError as err:
+                    raise ConfigError(f"{key} ({ds.name} at {root}): {err}") from None
+            if isinstance(ds.root, str):
+                dataset = parts[0]
+                if ds.limit is not None:
+                    dataset.entries = dataset.entries[: ds.limit]
+            else:
+                dataset = RootsDataset(parts, ds.limit)
             datasets.append(dataset)
         return datasets
 
@@ -391,7 +543,8 @@ class Trainer:
         kinds = []
         for i, (ds, dataset) in enumerate(zip(self.config.datasets, self.datasets, strict=True)):
             if len(dataset) == 0:
-                raise ConfigError(f"datasets[{i}].root: no samples found in {ds.root}")
+                roots = ", ".join(root for _, root in dataset_roots(ds))
+                raise ConfigError(f"datasets[{i}].root: no samples found in {roots}")
             space = getattr(dataset, "space", None)
             ordinal = space is not None and Space(space) is Space.ORDINAL
             kind = ds.loss or ("ordinal" if ordinal else self.config.loss.kind)
@@ -410,10 +563,13 @@ class Trainer:
     def _build_model(self) -> nn.Module:
         from mixdepth.models import create, load_weights
 
+        pretrained = self.config.model.pretrained == "imagenet"
         try:
-            model = create(self.config.model.name, **self.config.model.options)
+            model = create(self.config.model.name, pretrained=pretrained,
+                           **self.config.model.options)
         except ConfigError as err:
-            raise ConfigError(f"model.options: {err}") from None
+            key = "model.pretrained" if "pretrained" in str(err) else "model.options"
+            raise ConfigError(f"{key}: {err}") from None
         if self.config.model.weights:
             load_weights(model, self.config.model.weights)
         return model
@@ -427,6 +583,7 @@ class Trainer:
                 print(f"no checkpoint in {self.out_dir}; starting from step 0")
             return
         state = load_checkpoint(path, self.model, self.optimizer)
+        _match_strides(self.optimizer)
         self.scheduler.load_state_dict(state["scheduler"])
         try:
             self.sampler.load_state_dict(state["sampler"])
@@ -481,15 +638,25 @@ class Trainer:
         """images (B, 3, H, W) RGB in [0, 1] -> float32 (B, H, W) predicted disparity."""
         from mixdepth.models import normalize
 
+        inputs = normalize(images, self.model_config)
+        if self.config.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            pred = module(normalize(images, self.model_config))
-        return pred.float()
+            pred = module(inputs)
+        return pred.float()  # the losses are computed in float32
 
     def set_train_mode(self) -> None:
-        """Training mode; BatchNorm stays in eval mode with model.freeze_batchnorm."""
+        """Training mode; BatchNorm stays in eval mode with model.freeze_batchnorm (all of
+        them) or model.freeze_encoder_batchnorm (the encoder's)."""
         self.model.train()
         if self.config.model.freeze_batchnorm:
             freeze_batchnorm(self.model)
+        elif self.config.model.freeze_encoder_batchnorm:
+            freeze_batchnorm(self.model, encoder_only=True)
+
+    def encoder_frozen(self) -> bool:
+        """Whether the current step leaves the encoder's parameters unchanged."""
+        return self.step < self.config.model.freeze_encoder_steps
 
     def _step_weighted_sum(self, batch: dict) -> tuple[dict, dict]:
         """naive / uniform: total = sum_d (n_d / n) w_d L_d over one forward of the batch."""
@@ -559,6 +726,8 @@ class Trainer:
         grads, direction, views = self._pareto_buffers()
         present_list = [0.0] * len(self.datasets)
         loss_list = [0.0] * len(self.datasets)
+        # a frozen encoder takes no part in the update, so none in the min-norm solve either
+        frozen = {id(p) for p in self.encoder_params} if self.encoder_frozen() else set()
         with self._sync_context():
             for d, rows in self._rows(batch):
                 part = _select(batch, rows)
@@ -567,7 +736,7 @@ class Trainer:
                 weighted = self.config.datasets[d].weight * loss
                 task_grads = torch.autograd.grad(weighted, self.params, allow_unused=True)
                 flat = [
-                    p.new_zeros(p.numel()) if g is None else g.reshape(-1)
+                    p.new_zeros(p.numel()) if g is None or id(p) in frozen else g.reshape(-1)
                     for p, g in zip(self.params, task_grads, strict=True)
                 ]
                 torch.cat(flat, out=grads[d])  # one copy (slice assignments cost ~50 us each)
@@ -593,7 +762,8 @@ class Trainer:
         weights = self._solve_weights(grads @ grads.T, present)
         torch.mv(grads.t(), weights, out=direction)
         for p, view in zip(self.params, views, strict=True):
-            p.grad = view
+            # the fused Adam kernel needs each gradient in its parameter's memory layout
+            p.grad = view if view.stride() == p.stride() else torch.empty_like(p).copy_(view)
         return logs, {self.labels[d]: float(weights[d]) for d in range(len(self.datasets))}
 
     def _step_pareto_ub(self, batch: dict) -> tuple[dict, dict]:
@@ -628,6 +798,9 @@ class Trainer:
             logs, weights = self._step_pareto_full(batch)
         else:
             logs, weights = self._step_pareto_ub(batch)
+        if self.encoder_frozen():
+            for p in self.encoder_params:
+                p.grad = None  # Adam skips them: no update, no change of their moments
         if self.config.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
             logs["grad_norm"] = float(norm)
@@ -653,7 +826,8 @@ class Trainer:
         on_step: Callable[[Trainer, dict], None] | None = None,
     ) -> TrainResult:
         """Train from `self.step` to `config.steps` (or to step `stop_after`, then checkpoint
-        and return, as an interruption would). SIGINT/SIGTERM checkpoint and stop too."""
+        and return, as an interruption would). SIGINT/SIGTERM checkpoint and stop too; one
+        that arrives during the last step leaves a finished run (final weights written)."""
         from mixdepth.train.logger import TrainLogger
 
         config = self.config
@@ -697,7 +871,8 @@ class Trainer:
                     if self.step % config.checkpoint_every == 0 or self.step == end or stop_now:
                         self.save_checkpoint()
                     if stop_now:
-                        interrupted = True
+                        # a signal during the last step leaves a finished run
+                        interrupted = self.step < config.steps
                         break
         finally:
             logger.close()
@@ -827,4 +1002,12 @@ def train(
         trainer.close()
 
 
-__all__ = ["DatasetLoss", "SlotDataset", "TrainResult", "Trainer", "lr_factor", "train"]
+__all__ = [
+    "DatasetLoss",
+    "RootsDataset",
+    "SlotDataset",
+    "TrainResult",
+    "Trainer",
+    "lr_factor",
+    "train",
+]
