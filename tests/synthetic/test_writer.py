@@ -144,3 +144,15 @@ def test_synth_command(tmp_path, monkeypatch, capsys):
     assert _run_cli(monkeypatch, ["synth", "--personality", "kinect", "--out", str(out)]) == 2
     assert "personality" in capsys.readouterr().err
     assert _run_cli(monkeypatch, ["synth", "--out", str(out)]) == 2
+
+
+def test_synth_help_names_every_family():
+    from typer.testing import CliRunner
+
+    from mixdepth.cli.app import app
+    from mixdepth.synthetic import FAMILIES
+
+    result = CliRunner().invoke(app, ["synth", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0
+    for family in FAMILIES:
+        assert family in result.output, family

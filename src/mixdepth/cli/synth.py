@@ -18,7 +18,8 @@ def synth(
     ),
     family: list[str] = typer.Option(
         [], "--family", "-f",
-        help="Scene family (repeatable): indoor, street, clutter, landscape, forest. "
+        help="Scene family (repeatable): indoor, street, clutter, tabletop, objects "
+        "(training); landscape, forest, still-life (held out). "
         "Default: the personality's training families.",
     ),
     n: int = typer.Option(100, "--n", help="Number of samples."),
