@@ -20,3 +20,14 @@ class FileFormatError(MixdepthError, ValueError):
 
 class ConfigError(MixdepthError, ValueError):
     """A configuration key is unknown, missing or of the wrong type."""
+
+
+class AlignmentError(MixdepthError, ValueError):
+    """Depth hints that cannot be used, or a prediction that cannot be aligned to them.
+
+    `index` is the offending hint's index (row of the (K, 3) hints) when one hint is at fault.
+    """
+
+    def __init__(self, message: str, index: int | None = None):
+        self.index = index
+        super().__init__(message)

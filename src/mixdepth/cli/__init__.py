@@ -16,6 +16,7 @@ from mixdepth.cli import convert  # noqa: E402,F401  isort: skip
 from mixdepth.cli import eval  # noqa: E402,F401  isort: skip
 from mixdepth.cli import train  # noqa: E402,F401  isort: skip
 from mixdepth.cli import predict  # noqa: E402,F401  isort: skip
+from mixdepth.cli import align  # noqa: E402,F401  isort: skip
 from mixdepth.cli import export  # noqa: E402,F401  isort: skip
 from mixdepth.cli import synth  # noqa: E402,F401  isort: skip
 from mixdepth.cli import demo  # noqa: E402,F401  isort: skip

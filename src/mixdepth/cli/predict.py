@@ -97,6 +97,8 @@ def _kind(path: Path) -> str:
     from mixdepth.outputs import SUFFIXES
 
     name = path.name
+    if path.stem.endswith("_metric"):
+        return f"metric {path.suffix.lstrip('.')}"
     if name.endswith("_depth.mp4"):
         return "depth video"
     if name.endswith("_side_by_side.mp4"):
@@ -105,6 +107,25 @@ def _kind(path: Path) -> str:
         if name.endswith(suffix):
             return kind.replace("_", "-")
     return path.suffix
+
+
+def _write_metric(base: Path, pred, rgb, hint_values, formats, camera) -> list[Path]:
+    """Align one prediction to its hints, print the fit, write base_metric.pfm/.npy/.ply."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from mixdepth.align import align_to_hints, camera_from_fov
+    from mixdepth.cli.align import camera_options, fit_summary, write_metric_outputs
+
+    fx, fy, cx, cy, fov = camera
+    height, width = pred.shape
+    intrinsics = camera_options(fx, fy, cx, cy, None, width, height)
+    if intrinsics is None:
+        intrinsics = camera_from_fov(width, height, fov)
+    metric = ["pfm", "npy"] + (["ply"] if "ply" in formats or fx is not None else [])
+    result = align_to_hints(pred, hint_values)
+    Console(highlight=False, soft_wrap=True).print(escape(f"{base.name}: {fit_summary(result)}"))
+    return write_metric_outputs(base, result, metric, intrinsics, rgb)
 
 
 @app.command()
@@ -145,12 +166,25 @@ def predict(
         False, "--compile", help="torch.compile the network: fastest for videos and many "
         "same-size images, after a one-off compilation per input size (needs a C++ compiler)."
     ),
+    hints: Path = typer.Option(
+        None, "--hints", help="One image: also fit metric depth to these known depths (CSV "
+        "x,y,depth or a sparse depth map; see `mixdepth align`) and write <stem>_metric.pfm/.npy "
+        "(.ply with format ply or --fx)."
+    ),
+    hints_scale: float = typer.Option(
+        None, "--hints-scale", help="Metres per stored unit of the hints (PNG maps)."
+    ),
+    fx: float = typer.Option(None, "--fx", help="With --hints: focal length in pixels."),
+    fy: float = typer.Option(None, "--fy", help="With --hints: vertical focal length (def. fx)."),
+    cx: float = typer.Option(None, "--cx", help="With --hints: principal point column."),
+    cy: float = typer.Option(None, "--cy", help="With --hints: principal point row."),
 ) -> None:
     """Predict relative inverse depth (near = high) for images, folders, globs and videos.
 
     Writes OUT/<stem>.<format> per image; videos give OUT/<stem>_depth.mp4 (format color)
     and per-frame files in OUT/<stem>_frames/. Unreadable inputs are reported and skipped;
-    the exit code is 1 if any input failed.
+    the exit code is 1 if any input failed. With --hints (one image) the prediction is also
+    aligned to the known depths as `mixdepth align` does.
     """
     import torch
     from rich.console import Console
@@ -186,6 +220,15 @@ def predict(
     for argument, reason in failures:
         console.print(f"[red]skipped[/] {escape(argument)}: {escape(reason)}")
     files = collected.files
+    hint_values = None
+    if hints is not None:
+        from mixdepth.cli.align import load_hints
+
+        if len(inputs) != 1 or len(files) != 1 or is_video(files[0]):
+            raise ConfigError(f"--hints applies to a single image; got {len(inputs)} input(s) "
+                              f"naming {len(files)} file(s)"
+                              + (", a video" if len(files) == 1 and is_video(files[0]) else ""))
+        hint_values = load_hints(hints, hints_scale)
     names = dict(zip(files, output_names(files), strict=True))
     videos = [f for f in files if is_video(f)]
     images = [f for f in files if not is_video(f)]
@@ -217,6 +260,9 @@ def predict(
                         raise MixdepthError(f"{path}: an output would overwrite this input; "
                                             "choose another --output folder")
                     written += write_outputs(base, pred, rgb, chosen, colormap, side_by_side, fov)
+                    if hint_values is not None:
+                        written += _write_metric(base, pred, rgb, hint_values, chosen,
+                                                 (fx, fy, cx, cy, fov))
                     done_images += 1
                 except (MixdepthError, OSError) as err:
                     fail(path, err)
