@@ -12,7 +12,9 @@ Checks (all invariant to the unknown scale and shift of relative inverse depth):
   prior that only says "lower in the image is nearer".
 With --heldout DIR (the synthetic generator's held-out families) the model is also evaluated
 zero-shot there, next to two baselines under the same protocol: a constant prediction and the
-"lower is nearer" prior. Without --weights the bundled default model is used.
+"lower is nearer" prior; with --sizes N ... also at those working sizes (how the working size
+is chosen: on synthetic held-out data only). Without --weights the bundled default model is
+used.
 """
 
 from __future__ import annotations
@@ -50,21 +52,44 @@ class ImagePrior(nn.Module):
         return ramp.view(1, h, 1).expand(b, h, w).contiguous()
 
 
-def heldout_table(predictor: Predictor, root: Path) -> None:
-    """AbsRel and bad-pixel % on the held-out families: the model and the two baselines."""
+def _heldout_row(label: str, runner: Predictor, root: Path, limit: int | None) -> str:
+    """One markdown row: overall held-out AbsRel, each family's, bad-pixel % and the share of
+    images whose prediction has near and far swapped."""
     from mixdepth.eval import evaluate
 
-    print("\n| predictor | held-out AbsRel | held-out bad pixels (%) |")
-    print("|---|---|---|")
+    summary = evaluate("synthetic-heldout", root, model=runner, progress=False,
+                       limit=limit).summary
+    families = " | ".join(f"{s['metrics']['absrel']:.3f}" for s in summary["subsets"].values())
+    swapped = summary["inverted_predictions"] / max(summary["evaluated"], 1)
+    return (f"| {label} | {summary['metrics']['absrel']:.3f} | {families} | "
+            f"{summary['metrics']['bad_pixel']:.1f} | {100 * swapped:.0f} % |")
+
+
+def _heldout_header(root: Path) -> str:
+    families = sorted(p.name for p in root.iterdir() if p.is_dir())
+    columns = " | ".join(families)
+    return (f"\n| predictor | held-out AbsRel | {columns} | bad pixels (%) | swapped |\n"
+            f"|---|---|{'---|' * len(families)}---|---|")
+
+
+def heldout_table(predictor: Predictor, root: Path, limit: int | None = None) -> None:
+    """AbsRel (overall and per family) on the held-out families: the model and two baselines."""
+    print(_heldout_header(root))
     runs = {
-        "this model": predictor,
+        f"this model (at {predictor.config.input_size} px)": predictor,
         "prior: lower in the image is nearer": Predictor(model=ImagePrior(rows=True)),
         "constant prediction": Predictor(model=ImagePrior(rows=False)),
     }
     for label, runner in runs.items():
-        result = evaluate("synthetic-heldout", root, model=runner, progress=False)
-        metrics = result.summary["metrics"]
-        print(f"| {label} | {metrics['absrel']:.3f} | {metrics['bad_pixel']:.1f} |")
+        print(_heldout_row(label, runner, root, limit))
+
+
+def size_table(weights: Path | None, root: Path, sizes: list[int], limit: int | None) -> None:
+    """The model on the held-out families at each working size (how the size is chosen)."""
+    print(_heldout_header(root))
+    for size in sizes:
+        runner = Predictor(weights=weights, input_size=size)
+        print(_heldout_row(f"at {size} px", runner, root, limit))
 
 
 def photo(name: str) -> Path:
@@ -120,6 +145,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/images/model-card"))
     parser.add_argument("--pairs", type=int, default=5000)
     parser.add_argument("--heldout", type=Path, default=None)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[],
+                        help="with --heldout: evaluate at these working sizes too")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="with --heldout: at most this many images per family")
     args = parser.parse_args()
 
     predictor = Predictor(weights=args.weights)
@@ -142,7 +171,9 @@ def main() -> None:
     print(f"| this model | {whdr(pred, pairs):.3f} |")
     print(f"| prior: lower in the image is nearer | {whdr(rows_prior, pairs):.3f} |")
     if args.heldout is not None:
-        heldout_table(predictor, args.heldout)
+        heldout_table(predictor, args.heldout, args.limit)
+        if args.sizes:
+            size_table(args.weights, args.heldout, args.sizes, args.limit)
 
 
 if __name__ == "__main__":

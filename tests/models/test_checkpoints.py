@@ -191,6 +191,29 @@ def test_convert_cli_round_trip(tmp_path, tiny_model):
     assert load_model(tmp_path / "sized2.safetensors").config.input_size == 96
 
 
+def test_convert_cli_half_keeps_the_spec_and_the_output(tmp_path):
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = create("lite0", features=8, expand=False).eval()
+    model.config = dataclasses.replace(model.config, mean=(0.4, 0.5, 0.6))
+    src = save_weights(model, tmp_path / "run.safetensors", metadata={"input_size": "96"})
+    dst = tmp_path / "half.safetensors"
+    result = CliRunner().invoke(app, ["convert", str(src), str(dst), "--half"])
+    assert result.exit_code == 0, result.output
+    assert dst.stat().st_size < 0.55 * src.stat().st_size
+    state = read_state_dict(dst)
+    assert state["scratch.layer1_rn.weight"].dtype == torch.float16
+    assert "num_batches_tracked" in "".join(k for k, v in state.items() if v.dtype == torch.int64)
+    loaded = load_model(dst)
+    assert loaded.config.input_size == 96 and loaded.config.mean == (0.4, 0.5, 0.6)
+    assert next(loaded.parameters()).dtype == torch.float32
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, full = loaded(x), model(x)
+    assert ((ours - full).abs().mean() / full.abs().mean()) < 5e-3
+
+
 def test_convert_cli_wrong_model_exits_2(tmp_path, tiny_model, monkeypatch, capsys):
     src = tmp_path / "tiny.pt"
     torch.save(tiny_model.state_dict(), src)
