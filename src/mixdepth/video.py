@@ -57,19 +57,59 @@ def video_info(path: str | Path) -> tuple[Fraction, int]:
         return Fraction(fps), int(stream.frames or 0)
 
 
-def read_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Decode a video -> uint8 (H, W, 3) RGB frames in order (FileFormatError if unreadable)."""
+# More undecodable frames than this in a row means the file is broken, not one frame.
+MAX_BAD_FRAMES_IN_A_ROW = 25
+
+
+def decode_frames(
+    path: str | Path, on_skip: Callable[[int, str], None] | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode a video -> (frame position, uint8 (H, W, 3) RGB) in order.
+
+    A frame that cannot be decoded is skipped: on_skip(position, reason) is called and its
+    position is left out. FileFormatError if the file cannot be opened or demuxed, or after
+    MAX_BAD_FRAMES_IN_A_ROW undecodable frames in a row.
+    """
     import av
 
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        try:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as err:
-            raise FileFormatError(path, f"cannot decode video ({err})") from None
+        position, bad = 0, 0
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets, None)
+            except av.error.FFmpegError as err:
+                raise FileFormatError(path, f"cannot read video ({err})") from None
+            if packet is None:
+                break
+            try:
+                frames = [frame.to_ndarray(format="rgb24") for frame in packet.decode()]
+            except av.error.FFmpegError as err:
+                if packet.size == 0:  # the final flush failing loses no frame
+                    break
+                bad += 1
+                if bad > MAX_BAD_FRAMES_IN_A_ROW:
+                    raise FileFormatError(
+                        path, f"cannot decode video ({bad} frames in a row fail: {err})"
+                    ) from None
+                if on_skip is not None:
+                    on_skip(position, str(err))
+                position += 1
+                continue
+            for frame in frames:
+                bad = 0
+                yield position, frame
+                position += 1
+
+
+def read_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Decode a video -> uint8 (H, W, 3) RGB frames in order (undecodable frames skipped;
+    FileFormatError if the file is unreadable, see `decode_frames`)."""
+    for _, frame in decode_frames(path):
+        yield frame
 
 
 class VideoWriter:
@@ -187,12 +227,15 @@ def predict_video(
     stabilize: bool = False,
     batch_size: int = 8,
     on_frames: Callable[[int], None] | None = None,
+    on_skip: Callable[[int, str], None] | None = None,
 ) -> list[Path]:
     """Predict every frame of a video; write the depth video and/or per-frame files.
 
     base: OUT/name. "color" in formats -> OUT/name_depth.mp4; with_side_by_side ->
     OUT/name_side_by_side.mp4; every other format -> OUT/name_frames/<frame:06d><suffix>.
-    on_frames(n) is called after each batch of n frames. Returns the files written.
+    on_frames(n) is called after each batch of n frames. A frame that cannot be decoded is
+    left out (the videos are one frame shorter, the per-frame files keep the numbering of
+    the source) and reported with on_skip(position, reason). Returns the files written.
     """
     base = Path(base)
     fps, _ = video_info(path)
@@ -203,14 +246,15 @@ def predict_video(
     sbs_video = VideoWriter(base.with_name(base.name + "_side_by_side.mp4"), fps) if (
         with_side_by_side) else None
     written: list[Path] = []
-    index = 0
-    frames = read_frames(path)
+    count = 0
+    frames = decode_frames(path, on_skip)
     try:
         while True:
-            batch = [frame for _, frame in zip(range(batch_size), frames, strict=False)]
+            batch = [item for _, item in zip(range(batch_size), frames, strict=False)]
             if not batch:
                 break
-            for frame, pred in zip(batch, predictor.predict_batch(batch, batch_size), strict=True):
+            preds = predictor.predict_batch([frame for _, frame in batch], batch_size)
+            for (index, frame), pred in zip(batch, preds, strict=True):
                 if stabilizer is not None:
                     pred = stabilizer(pred)
                 lo, hi = stabilizer.range if stabilizer is not None else (None, None)
@@ -221,7 +265,7 @@ def predict_video(
                 if per_frame:
                     frame_base = frames_dir(base) / f"{index:06d}"
                     written += write_outputs(frame_base, pred, frame, per_frame, colormap, fov=fov)
-                index += 1
+                count += 1
             if on_frames is not None:
                 on_frames(len(batch))
     finally:
@@ -229,7 +273,7 @@ def predict_video(
         for writer in (depth_video, sbs_video):
             if writer is not None:
                 writer.close()
-    if index == 0:
-        raise FileFormatError(path, "the video has no frames")
+    if count == 0:
+        raise FileFormatError(path, "the video has no decodable frames")
     written += [w.path for w in (depth_video, sbs_video) if w is not None]
     return written

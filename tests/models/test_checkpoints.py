@@ -225,3 +225,36 @@ def test_convert_cli_wrong_model_exits_2(tmp_path, tiny_model, monkeypatch, caps
     err = capsys.readouterr().err
     assert "does not fit model" in err and "missing key(s)" in err
     assert not dst.exists()
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_weights_are_refused_with_the_tensor_name(tmp_path, tiny_model, suffix, bad):
+    state = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
+    state[key].view(-1)[3] = bad
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".pt":
+        torch.save(state, path)
+    else:
+        save_state_dict(state, path, "tiny")
+    with pytest.raises(FileFormatError, match=rf"tensor '{key}' holds 1 NaN or inf") as info:
+        load_model(path)
+    assert info.value.path == str(path)
+    with pytest.raises(FileFormatError, match=key):
+        load_weights(create("tiny"), path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header bit flip"])
+def test_damaged_safetensors_weights_name_the_file(tmp_path, tiny_model, damage):
+    path = tmp_path / "model.safetensors"
+    save_weights(tiny_model, path)
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 3]
+    else:
+        data[12] ^= 0x22  # inside the JSON header
+    path.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match="model.safetensors: ") as info:
+        load_model(path)
+    assert info.value.path == str(path)

@@ -274,6 +274,10 @@ def predict(
                 written += predict_video(
                     predictor, path, output / names[path], chosen, colormap, side_by_side, fov,
                     stabilize, batch_size, on_frames=lambda n, t=task: progress.advance(t, n),
+                    on_skip=lambda position, reason, p=path: console.print(
+                        f"[yellow]skipped[/] {escape(str(p))}: frame {position} cannot be "
+                        f"decoded ({escape(reason)})"
+                    ),
                 )
             except (MixdepthError, OSError) as err:
                 fail(path, err)

@@ -32,6 +32,8 @@ from mixdepth.data.base import read_transformed
 from mixdepth.data.registry import register_dataset
 from mixdepth.data.sample import Sample, Space
 from mixdepth.errors import FileFormatError, MixdepthError
+from mixdepth.io.arrays import parse_npy
+from mixdepth.io.png import read_image
 
 _REQUIRED = ("json", "target.npy", "mask.npy")
 
@@ -71,23 +73,20 @@ def decode_sample(files: dict[str, bytes], where: str) -> Sample:
         raise FileFormatError(where, f"incomplete sample in shard (missing {missing or 'image'})")
 
     def load(ext: str) -> np.ndarray:
-        try:
-            return np.load(io.BytesIO(files[ext]), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise FileFormatError(where, f"cannot decode {ext} ({err})") from None
+        return parse_npy(files[ext], f"{where}.{ext}")
 
     if "image.png" in files:
-        try:
-            codes = np.asarray(Image.open(io.BytesIO(files["image.png"])).convert("RGB"))
-        except OSError as err:
-            raise FileFormatError(where, f"cannot decode image.png ({err})") from None
-        image = codes.astype(np.float32) / 255.0
+        buffer = io.BytesIO(files["image.png"])
+        buffer.name = f"{where}.image.png"
+        image = read_image(buffer)
     else:
         image = load("image.npy").astype(np.float32)
     try:
         meta = json.loads(files["json"])
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
         space = Space(meta["space"])
-    except (ValueError, KeyError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         raise FileFormatError(where, f"invalid json metadata ({err})") from None
     return Sample(
         image=image,
@@ -183,17 +182,30 @@ def iter_shards(streams: list[str | BinaryIO]) -> Iterator[Sample]:
     for stream in streams:
         name = stream if isinstance(stream, str) else getattr(stream, "name", "<stream>")
         kwargs = {"name": stream} if isinstance(stream, str) else {"fileobj": stream}
-        with tarfile.open(mode="r|*", **kwargs) as tar:
+        try:
+            tar = tarfile.open(mode="r|*", **kwargs)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise FileFormatError(name, f"cannot read tar shard ({err})") from None
+        with tar:
             key, files = None, {}
-            for member in tar:
-                if not member.isfile():
-                    continue
+            members = iter(tar)
+            while True:
+                try:
+                    member = next(members, None)
+                    if member is None:
+                        break
+                    if not member.isfile():
+                        continue
+                    data = tar.extractfile(member).read()
+                # tarfile raises these for bad checksums, bad headers and truncation
+                except (tarfile.TarError, OSError, EOFError, ValueError) as err:
+                    raise FileFormatError(name, f"cannot read tar shard ({err})") from None
                 member_key, ext = _split_key(member.name)
                 if key is not None and member_key != key:
                     yield decode_sample(files, f"{name}:{key}")
                     files = {}
                 key = member_key
-                files[ext] = tar.extractfile(member).read()
+                files[ext] = data
             if files:
                 yield decode_sample(files, f"{name}:{key}")
 
@@ -224,7 +236,7 @@ class ShardDataset(torch.utils.data.Dataset):
             try:
                 with tarfile.open(path) as tar:
                     members = [m for m in tar.getmembers() if m.isfile()]
-            except (tarfile.TarError, OSError) as err:
+            except (tarfile.TarError, OSError, EOFError, ValueError) as err:
                 self.problems.append(f"{path}: cannot read tar shard ({err})")
                 continue
             keys: dict[str, dict[str, tuple[int, int]]] = {}
@@ -240,8 +252,8 @@ class ShardDataset(torch.utils.data.Dataset):
             offset, size = members.get("json", (0, 0))
             handle.seek(offset)
             try:
-                self.space = Space(json.loads(handle.read(size))["space"])
-            except (ValueError, KeyError):
+                self.space = Space(json.loads(handle.read(min(size, 1 << 20)))["space"])
+            except (ValueError, KeyError, TypeError):
                 self.space = None
 
     def __len__(self) -> int:
@@ -262,7 +274,10 @@ class ShardDataset(torch.utils.data.Dataset):
         shard, key, members = self.index[index]
         handle = self._handle(shard)
         files = {}
+        length = os.fstat(handle.fileno()).st_size
         for ext, (offset, size) in members.items():
+            if offset + size > length:  # checked first: a corrupt size must not be allocated
+                raise FileFormatError(f"{self.paths[shard]}:{key}.{ext}", "truncated shard")
             handle.seek(offset)
             files[ext] = handle.read(size)
             if len(files[ext]) != size:

@@ -13,6 +13,10 @@ from mixdepth.errors import FileFormatError
 
 PathOrFile = str | os.PathLike | BinaryIO
 
+# The most values (pixels times channels) a map or image header may claim: 2^28, e.g.
+# 16384 x 16384. Larger headers are refused before anything is allocated for them.
+MAX_VALUES = 1 << 28
+
 
 def display_name(source: PathOrFile) -> str:
     """The name used in error messages: the path, or a file object's `name` attribute."""
@@ -30,7 +34,32 @@ def read_bytes(source: PathOrFile) -> bytes:
             raise FileFormatError(source, "file not found") from None
         except IsADirectoryError:
             raise FileFormatError(source, "is a directory, expected a file") from None
+        except OSError as err:
+            raise FileFormatError(source, f"cannot read ({err.strerror or err})") from None
     return source.read()
+
+
+def check_size(
+    name: str, shape: tuple[int, ...], itemsize: int = 4, available: int | None = None
+) -> int:
+    """Refuse a header whose `shape` holds more than MAX_VALUES values or, when `available`
+    (bytes left in the file) is given, more bytes than the file holds; returns the count."""
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    if any(int(dim) < 0 for dim in shape):
+        raise FileFormatError(name, f"header claims a negative size {tuple(shape)}")
+    if count > MAX_VALUES:
+        raise FileFormatError(
+            name, f"header claims {count} values {tuple(shape)}, more than the {MAX_VALUES} "
+            "accepted (a corrupt file?)"
+        )
+    if available is not None and count * itemsize > available:
+        raise FileFormatError(
+            name, f"truncated: header claims {tuple(shape)} ({count * itemsize} bytes), the "
+            f"file holds {available}"
+        )
+    return count
 
 
 def as_file(source: PathOrFile) -> BinaryIO:

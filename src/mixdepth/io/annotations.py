@@ -35,12 +35,14 @@ def read_diw_csv(path: PathOrFile) -> list[tuple[str, np.ndarray]]:
                 raise ValueError
             y_a, x_a, y_b, x_b = (int(round(float(v))) - 1 for v in fields[:4])
             label = _DIW_LABELS[fields[4].strip()]
-        except (ValueError, KeyError):
+            pair = np.array([[y_a, x_a, y_b, x_b, label]], dtype=np.int64)
+        # OverflowError: an infinite or more than 64-bit coordinate
+        except (ValueError, KeyError, OverflowError):
             raise FileFormatError(
                 name,
                 f"line {number + 2}: expected 'y_A,x_A,y_B,x_B,<|>,h,w', got {lines[number + 1]!r}",
             ) from None
-        entries.append((image, np.array([[y_a, x_a, y_b, x_b, label]], dtype=np.int64)))
+        entries.append((image, pair))
     return entries
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import tokenize
+import zipfile
+import zlib
 
 import numpy as np
 
 from mixdepth.errors import FileFormatError
 from mixdepth.io._files import (
+    MAX_VALUES,
     PathOrFile,
     as_file,
+    check_size,
     display_name,
     read_bytes,
     require_finite,
@@ -26,42 +32,77 @@ def _squeeze_map(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+def parse_npy(data: bytes, name: str) -> np.ndarray:
+    """The array of .npy bytes (numeric and bool dtypes only, no pickle), header checked first.
+
+    The header's shape must fit in the bytes that follow it, so a corrupt header never makes
+    this allocate more than the file holds.
+    """
+    buffer = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(buffer)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(buffer)
+    # numpy parses the header dict with Python's tokenizer and literal_eval, which raise
+    # these on garbage besides its own ValueError
+    except (ValueError, SyntaxError, TypeError, OverflowError, tokenize.TokenError) as err:
+        raise FileFormatError(name, f"not a numpy .npy file ({err})") from None
+    if dtype.hasobject or dtype.kind not in "fiub":
+        raise FileFormatError(name, f"unsupported dtype {dtype} (numbers or bool only)")
+    offset = buffer.tell()
+    count = check_size(name, shape, dtype.itemsize, len(data) - offset)
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+# An .npz member may decompress to at most this many bytes (MAX_VALUES float64 values).
+_MAX_NPZ_MEMBER = 8 * MAX_VALUES
+
+
+def _npz_array(data: bytes, name: str, key: str | None) -> np.ndarray:
+    """Array `key` (or the first) of .npz bytes; members are decompressed with a size cap."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
+            if not keys:
+                raise FileFormatError(name, "empty .npz archive")
+            chosen = key if key is not None else keys[0]
+            if chosen not in keys:
+                raise FileFormatError(name, f"no array {chosen!r} in .npz (has {keys})")
+            with archive.open(chosen + ".npy") as member:
+                raw = member.read(_MAX_NPZ_MEMBER + 1)
+    except FileFormatError:
+        raise
+    # zipfile and zlib raise these for corrupt archives (bad CRC, bad offsets, bad streams;
+    # RuntimeError when a flipped flag marks a member as encrypted)
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, RuntimeError,
+            NotImplementedError, OverflowError) as err:
+        raise FileFormatError(name, f"cannot read .npz archive ({err})") from None
+    if len(raw) > _MAX_NPZ_MEMBER:
+        raise FileFormatError(name, f"array {chosen!r} is larger than {_MAX_NPZ_MEMBER} bytes")
+    return parse_npy(raw, f"{name}:{chosen}")
+
+
 def read_npy(path: PathOrFile, key: str | None = None) -> np.ndarray:
     """Read a .npy map (or one array of a .npz, `key` or the only/first one) -> float32 (H, W).
 
     Object arrays are refused (no pickle). (H, W, 1) and (1, H, W) are squeezed.
     """
     name = display_name(path)
-    try:
-        loaded = np.load(as_file(path), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise FileFormatError(name, f"cannot read numpy file ({err})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.keys())
-            if not keys:
-                raise FileFormatError(name, "empty .npz archive")
-            chosen = key if key is not None else keys[0]
-            if chosen not in keys:
-                raise FileFormatError(name, f"no array {chosen!r} in .npz (has {keys})")
-            array = loaded[chosen]
+    data = read_bytes(path)
+    if data[:4] == b"PK\x03\x04" or data[:4] == b"PK\x05\x06":
+        array = _npz_array(data, name, key)
     else:
-        array = loaded
-    if array.dtype.kind not in "fiub":
-        raise FileFormatError(name, f"unsupported dtype {array.dtype} for a map")
+        array = parse_npy(data, name)
     return require_finite(_squeeze_map(array, name).astype(np.float32), name)
 
 
 def read_mask_npy(path: PathOrFile) -> np.ndarray:
     """Read a .npy validity mask (bool or 0/1 numbers) -> bool (H, W)."""
     name = display_name(path)
-    try:
-        array = np.load(as_file(path), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise FileFormatError(name, f"cannot read numpy mask ({err})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
-        raise FileFormatError(name, "not a numeric .npy mask")
-    return _squeeze_map(array, name) > 0
+    return _squeeze_map(parse_npy(read_bytes(path), name), name) > 0
 
 
 def read_raw_float32(path: PathOrFile, shape: tuple[int, int], byteorder: str = "<") -> np.ndarray:
@@ -88,11 +129,21 @@ def read_h5(path: PathOrFile, key: str) -> np.ndarray:
         with h5py.File(as_file(path), "r") as f:
             if key not in f:
                 raise FileFormatError(name, f"no dataset {key!r} in HDF5 file (has {list(f)})")
-            array = np.asarray(f[key])
+            dataset = f[key]
+            if not isinstance(dataset, h5py.Dataset):
+                raise FileFormatError(name, f"{key!r} is a group, not a dataset")
+            check_size(name, dataset.shape, 1)
+            array = np.asarray(dataset)
     except FileFormatError:
         raise
-    except (OSError, ValueError, KeyError) as err:
-        raise FileFormatError(name, f"cannot read HDF5 file ({err})") from None
+    # HDF5 reports a corrupt file from deep inside the library as RuntimeError, KeyError,
+    # OSError, ValueError, OverflowError or TypeError depending on where it trips, so any
+    # exception here is a broken file: convert it, keeping HDF5's message.
+    except Exception as err:
+        problem = f"cannot read HDF5 file ({type(err).__name__}: {err})"
+        raise FileFormatError(name, problem) from None
+    if array.dtype.kind not in "fiub":
+        raise FileFormatError(name, f"unsupported dtype {array.dtype} for a map")
     return require_finite(_squeeze_map(array, name).astype(np.float32), name)
 
 
@@ -104,6 +155,30 @@ def write_h5(path: str | os.PathLike, array: np.ndarray, key: str = "depth") -> 
         f.create_dataset(key, data=np.asarray(array, dtype=np.float32))
 
 
+def _exr_data_window(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from the first header's dataWindow of OpenEXR bytes, if found."""
+    if data[:4] != b"\x76\x2f\x31\x01":
+        return None
+    pos = 8
+    while pos < len(data):
+        end = data.find(b"\0", pos, pos + 256)
+        if end <= pos:  # the empty name closing the header, or a malformed one
+            return None
+        attribute = data[pos:end]
+        type_end = data.find(b"\0", end + 1, end + 257)
+        if type_end < 0 or type_end + 5 > len(data):
+            return None
+        size = int.from_bytes(data[type_end + 1 : type_end + 5], "little", signed=True)
+        value = type_end + 5
+        if attribute == b"dataWindow" and size == 16 and value + 16 <= len(data):
+            x0, y0, x1, y1 = (int(v) for v in np.frombuffer(data, "<i4", 4, value))
+            return y1 - y0 + 1, x1 - x0 + 1
+        if size < 0:
+            return None
+        pos = value + size
+    return None
+
+
 def read_exr(path: PathOrFile, channel: str | None = None) -> np.ndarray:
     """Read one channel of an OpenEXR file -> float32 (H, W).
 
@@ -112,19 +187,24 @@ def read_exr(path: PathOrFile, channel: str | None = None) -> np.ndarray:
     import OpenEXR
 
     name = display_name(path)
+    data = read_bytes(path)
+    window = _exr_data_window(data)
+    if window is not None:
+        if min(window) <= 0:
+            raise FileFormatError(name, f"invalid OpenEXR data window {window[1]}x{window[0]}")
+        check_size(name, window)
     with tempfile.TemporaryDirectory() as tmp:
         if isinstance(path, str | os.PathLike):
             filename = str(path)
-            if not os.path.isfile(filename):
-                raise FileFormatError(name, "file not found")
         else:
             filename = os.path.join(tmp, "map.exr")
             with open(filename, "wb") as out:
-                out.write(read_bytes(path))
+                out.write(data)
         try:
             with OpenEXR.File(filename, separate_channels=True) as f:
                 channels = {k: np.asarray(v.pixels) for k, v in f.channels().items()}
-        except Exception as err:  # the binding raises plain RuntimeError/Exception
+        # the binding raises plain RuntimeError/Exception (and others) for a broken file
+        except Exception as err:
             raise FileFormatError(name, f"cannot read OpenEXR file ({err})") from None
     if channel is None:
         channel = next((c for c in ("Z", "Y", "R") if c in channels), next(iter(channels)))

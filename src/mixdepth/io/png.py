@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mixdepth.errors import FileFormatError
-from mixdepth.io._files import PathOrFile, as_file, display_name
+from mixdepth.io._files import PathOrFile, as_file, check_size, display_name
 
 KITTI_DEPTH_SCALE = 256.0
 TUM_DEPTH_SCALE = 5000.0
@@ -21,31 +21,48 @@ TUM_DEPTH_SCALE = 5000.0
 PNG_COMPRESS_LEVEL = 1
 
 
-def _open(path: PathOrFile) -> Image.Image:
-    """Open and fully decode an image, turning every decoder failure into FileFormatError."""
+def open_image(path: PathOrFile) -> Image.Image:
+    """Open and fully decode an image (the first frame of an animation), turning every
+    decoder failure into FileFormatError; images without pixels are refused."""
     name = display_name(path)
     try:
         image = Image.open(as_file(path))
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise FileFormatError(name, f"image has no pixels ({width}x{height})")
+        check_size(name, (height, width))
         image.load()
     except FileFormatError:
         raise
     except UnidentifiedImageError:
         raise FileFormatError(name, "cannot decode image (not a format Pillow reads)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise FileFormatError(name, f"cannot decode image ({err})") from None
+    except Image.DecompressionBombError as err:
+        raise FileFormatError(name, f"refused: {err}") from None
+    # Pillow's format plugins raise OSError, SyntaxError and ValueError, but on hostile files
+    # also struct.error, IndexError, EOFError, ZeroDivisionError, ...: at this file boundary
+    # every failure is a broken image and is reported as one, with Pillow's message.
+    except Exception as err:
+        raise FileFormatError(name, f"cannot decode image ({type(err).__name__}: {err})") from None
     return image
 
 
 def read_image(path: PathOrFile, exif_transpose: bool = False) -> np.ndarray:
     """Read an image file -> float32 (H, W, 3) RGB in [0, 1] (see `pil_to_rgb`).
 
-    exif_transpose: apply the EXIF orientation (photos from phones and cameras). Off by
-    default so that dataset images stay pixel-aligned with the depth maps stored next to them.
+    An animation (GIF, APNG, WebP) gives its first frame. exif_transpose: apply the EXIF
+    orientation (photos from phones and cameras). Off by default so that dataset images stay
+    pixel-aligned with the depth maps stored next to them.
     """
-    image = _open(path)
-    if exif_transpose:
-        image = ImageOps.exif_transpose(image)
-    return pil_to_rgb(image)
+    image = open_image(path)
+    try:
+        if exif_transpose:
+            image = ImageOps.exif_transpose(image)
+        return pil_to_rgb(image)
+    # a corrupt EXIF block or an exotic mode fails inside Pillow with assorted types
+    except Exception as err:
+        raise FileFormatError(
+            display_name(path), f"cannot convert image to RGB ({type(err).__name__}: {err})"
+        ) from None
 
 
 def pil_to_rgb(image: Image.Image) -> np.ndarray:
@@ -64,7 +81,7 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
 
 def read_uint_png(path: PathOrFile) -> np.ndarray:
     """Read a single-channel 8- or 16-bit PNG -> its raw integer values as float32 (H, W)."""
-    image = _open(path)
+    image = open_image(path)
     if image.mode in ("I;16", "I;16L", "I;16B", "I", "L", "1", "P"):
         if image.mode == "P":
             image = image.convert("L")
@@ -83,7 +100,7 @@ def read_uint_png(path: PathOrFile) -> np.ndarray:
 
 def read_png16(path: PathOrFile, scale: float) -> np.ndarray:
     """Read a 16-bit PNG depth map -> float32 (H, W) value / scale; 0 stays 0 (invalid)."""
-    image = _open(path)
+    image = open_image(path)
     if image.mode not in ("I;16", "I;16L", "I;16B", "I"):
         raise FileFormatError(
             display_name(path), f"expected a 16-bit single-channel PNG, got mode {image.mode}"

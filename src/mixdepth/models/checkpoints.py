@@ -50,9 +50,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path), device="cpu")
+            state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as err:
             raise FileFormatError(path, f"not a readable safetensors file ({err})") from err
+        return require_finite_tensors(state, path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -69,7 +70,22 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileFormatError(
             path, f"not a readable PyTorch weights file ({type(err).__name__}: {err})"
         ) from err
-    return _as_state_dict(obj, path)
+    return require_finite_tensors(_as_state_dict(obj, path), path)
+
+
+def require_finite_tensors(
+    state: Mapping[str, torch.Tensor], path
+) -> dict[str, torch.Tensor]:
+    """Refuse a state dict with a NaN or inf value (a diverged or corrupt file), naming the
+    first such tensor; returns `state` as a dict."""
+    for key, value in state.items():
+        if value.is_floating_point() or value.is_complex():
+            if not bool(torch.isfinite(value).all()):
+                bad = int((~torch.isfinite(value)).sum())
+                raise FileFormatError(
+                    path, f"tensor {key!r} holds {bad} NaN or inf value(s); refusing to load it"
+                )
+    return dict(state)
 
 
 def _as_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:

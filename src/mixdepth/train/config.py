@@ -367,7 +367,9 @@ def datasets_from_mix(path: str | Path) -> list[DatasetConfig]:
     if not path.is_file():
         raise ConfigError(f"mix: file not found: {path}")
     try:
-        mix = yaml.safe_load(path.read_text())
+        mix = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"mix: {path} is not a UTF-8 text file") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"mix: {path} is not valid YAML: {err}") from None
     entries = mix.get("train") if isinstance(mix, dict) else None
@@ -463,7 +465,9 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a UTF-8 text file") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if data is None:

@@ -37,10 +37,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from mixdepth.errors import ConfigError, MixdepthError
+from mixdepth.errors import ConfigError, FileFormatError, MixdepthError
 from mixdepth.train.checkpoint import (
+    apply_checkpoint,
+    checkpoint_candidates,
     latest_checkpoint,
-    load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
     set_rng_state,
     write_json,
@@ -381,14 +383,16 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.checkpoint_path: Path | None = None
-        checkpoint = latest_checkpoint(self.out_dir)
-        if checkpoint is not None and not resume:
+        self._resume_from = self._pick_checkpoint() if resume else None
+        if not resume and latest_checkpoint(self.out_dir) is not None:
             raise ConfigError(
                 f"out_dir: {self.out_dir} already holds a run with checkpoints; "
                 "pass --resume to continue it or choose another out_dir"
             )
         if config.time_budget is not None:
-            self._fit_time_budget(started, checkpoint)
+            self._fit_time_budget(
+                started, self._resume_from[1][0] if self._resume_from is not None else None
+            )
         # built after the step count is final: the schedule and the sampler read it
         self.optimizer = _adam(self.model, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -426,14 +430,13 @@ class Trainer:
 
     # -- time budget ---------------------------------------------------------------------
 
-    def _fit_time_budget(self, started: float, checkpoint: Path | None) -> None:
+    def _fit_time_budget(self, started: float, state: dict | None) -> None:
         """Set `config.steps` so that the run ends within `time_budget` minutes of `started`,
         from the seconds per step of a short probe. A resumed run keeps the steps its first
-        session chose (recorded in the checkpoint's config)."""
+        session chose (recorded in `state`, the checkpoint's state.pt)."""
         config = self.config
         done = 0
-        if checkpoint is not None:
-            state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
+        if state is not None:
             if state["config"].get("time_budget") is not None:
                 config.steps = int(state["config"]["steps"])
                 if self.dist.is_main:
@@ -576,13 +579,34 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------
 
+    def _pick_checkpoint(self) -> tuple[Path, tuple[dict, dict, dict]] | None:
+        """(directory, `read_checkpoint` data) of the newest readable checkpoint, or None when
+        the run has none. An unreadable newer one is passed over with a notice."""
+        candidates = checkpoint_candidates(self.out_dir)
+        for number, path in enumerate(candidates):
+            try:
+                return path, read_checkpoint(path)
+            except FileFormatError as err:
+                if self.dist.is_main:
+                    later = candidates[number + 1 :]
+                    print(f"--resume: skipping {path.name}, it is unreadable: {err}; "
+                          + (f"taking the previous complete checkpoint {later[0].name}"
+                             if later else "no other checkpoint left"))
+        if candidates:
+            raise MixdepthError(
+                f"--resume: no readable checkpoint in {self.out_dir / 'checkpoints'} "
+                f"({len(candidates)} tried); start a new run in another out_dir"
+            )
+        return None
+
     def _resume(self) -> None:
-        path = latest_checkpoint(self.out_dir)
-        if path is None:
+        if self._resume_from is None:
             if self.dist.is_main:
                 print(f"no checkpoint in {self.out_dir}; starting from step 0")
             return
-        state = load_checkpoint(path, self.model, self.optimizer)
+        path, data = self._resume_from
+        self._resume_from = None
+        state = apply_checkpoint(path, data, self.model, self.optimizer)
         _match_strides(self.optimizer)
         self.scheduler.load_state_dict(state["scheduler"])
         try:
