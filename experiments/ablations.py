@@ -1,6 +1,7 @@
 """The paper's ablations at small scale: losses, mixing strategies, adding datasets.
 
-    python experiments/ablations.py run [--study losses|mixing|datasets|all] [--seeds 0 1 2]
+    python experiments/ablations.py run [--study losses|mixing|datasets|encoders|all]
+                                        [--seeds 0 1 2]
                                         [--steps 400] [--data data/ablate] [--out runs/ablations]
     python experiments/ablations.py rescore [--study ...]   # evaluate the finished runs again
     python experiments/ablations.py report [--out runs/ablations] [--doc docs/ablations.md]
@@ -26,6 +27,10 @@ Studies:
             (200, 100, 50, 25, 12, 6 and 3 images).
 - datasets: uniform mixing over the first k personalities for k = 1..7 (in the order of
             DATASET_ORDER), two images of each per step, ssitrim + gradient term.
+- encoders: the encoder's architecture and initialisation (ENCODER_VARIANTS): `tiny` from
+            random weights, `lite0` from random weights, `lite0` from ImageNet with the
+            encoder frozen for the whole run or fine-tuned, `lite2` from ImageNet fine-tuned;
+            all seven personalities, uniform mixing, 128 px crops, bfloat16.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pathlib import Path
 
 import yaml
 
-STUDIES = ("losses", "mixing", "datasets")
+STUDIES = ("losses", "mixing", "datasets", "encoders")
 DENSE = ("exact", "indoor-rgbd", "street-lidar", "sfm", "web-stereo", "movies-3d")
 DATASET_ORDER = (*DENSE, "ordinal")
 LOSS_VARIANTS = {  # label -> (loss.kind, loss.alpha)
@@ -56,6 +61,15 @@ LOSS_VARIANTS = {  # label -> (loss.kind, loss.alpha)
     "silog": ("silog", 0.0),
     "shift-only": ("shift", 0.0),
 }
+# label -> (model, pretrained, encoder frozen for the whole run)
+ENCODER_VARIANTS = {
+    "tiny, random init": ("tiny", None, False),
+    "lite0, random init": ("lite0", None, False),
+    "lite0, ImageNet, frozen": ("lite0", "imagenet", True),
+    "lite0, ImageNet, fine-tuned": ("lite0", "imagenet", False),
+    "lite2, ImageNet, fine-tuned": ("lite2", "imagenet", False),
+}
+LITE_OPTIONS = {"features": 32, "expand": True}  # the bundled model's decoder
 MIXING_SIZES = dict(zip(DATASET_ORDER, (200, 100, 50, 25, 12, 6, 3), strict=True))
 METRICS = ("absrel", "delta1")  # what result.json keeps of the evaluation summary, and
 # "inverted": the percentage of images whose prediction has near and far swapped
@@ -132,6 +146,21 @@ def study_runs(study: str, data: Path, steps: int, seed: int, out: Path) -> dict
             config["datasets"] = mix_datasets(data, DATASET_ORDER[:k])
             config["batch_size"] = 2 * k
             runs[label] = config
+    elif study == "encoders":
+        for label, (name, pretrained, frozen) in ENCODER_VARIANTS.items():
+            config = base_config(steps, seed, out / study / slug(label) / f"seed{seed}")
+            config["datasets"] = mix_datasets(data, DATASET_ORDER)
+            config["batch_size"] = 2 * len(DATASET_ORDER)
+            config["crop_size"] = 128
+            config["precision"] = "bfloat16"
+            if name != "tiny":
+                config["model"] = {"name": name, "options": dict(LITE_OPTIONS)}
+                config["channels_last"] = True
+            if pretrained:
+                config["model"].update(pretrained=pretrained, freeze_encoder_batchnorm=True,
+                                       freeze_encoder_steps=steps if frozen else 0)
+                config["optimizer"]["lr_encoder"] = 1.0e-4
+            runs[label] = config
     else:
         raise ValueError(f"unknown study {study!r}; choose from {', '.join(STUDIES)}")
     return runs
@@ -143,11 +172,13 @@ def variant_labels(study: str) -> list[str]:
         return list(LOSS_VARIANTS)
     if study == "mixing":
         return ["naive", "uniform", "pareto"]
+    if study == "encoders":
+        return list(ENCODER_VARIANTS)
     return [f"{k}: {'+ ' if k > 1 else ''}{name}" for k, name in enumerate(DATASET_ORDER, 1)]
 
 
 def slug(label: str) -> str:
-    return label.replace(" ", "-").replace("+", "-plus-").lower()
+    return label.replace(", ", "-").replace(" ", "-").replace("+", "-plus-").lower()
 
 
 def heldout_metrics(predictor, heldout: Path, out: Path | None = None) -> dict:
