@@ -156,3 +156,22 @@ def test_synth_help_names_every_family():
     assert result.exit_code == 0
     for family in FAMILIES:
         assert family in result.output, family
+
+
+def test_synth_uses_every_available_core_by_default_with_the_same_output(tmp_path, monkeypatch):
+    import mixdepth.synthetic.writer as writer
+
+    used = []
+    real_pool = writer.worker_pool
+    monkeypatch.setattr(writer, "available_cores", lambda: 2)
+    monkeypatch.setattr(writer, "worker_pool", lambda n: used.append(n) or real_pool(n))
+    common = ["synth", "--personality", "sfm", "--n", "4", "--seed", "2", "--size", "32"]
+    assert _run_cli(monkeypatch, [*common, "--out", str(tmp_path / "default")]) in (0, None)
+    assert used == [2]
+    assert _run_cli(monkeypatch, [*common, "-j", "1", "--out", str(tmp_path / "one")]) in (0, None)
+    assert used == [2]
+    files = sorted(p for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) > 4
+    for path in files:
+        other = tmp_path / "default" / path.relative_to(tmp_path / "one")
+        assert path.read_bytes() == other.read_bytes(), path.name

@@ -25,7 +25,11 @@ def synth(
     n: int = typer.Option(100, "--n", help="Number of samples."),
     seed: int = typer.Option(0, "--seed", help="Random seed; samples depend only on it."),
     size: int = typer.Option(256, "--size", help="Image side in pixels."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Worker processes."),
+    workers: int = typer.Option(
+        None, "--workers", "-j",
+        help="Worker processes. Default: the CPU cores this process may use. The output is "
+        "the same whatever the number.",
+    ),
     preset: str = typer.Option(
         None, "--preset", help="default-mix: every personality plus the held-out families."
     ),
@@ -43,13 +47,17 @@ def synth(
 
     from mixdepth.errors import ConfigError
     from mixdepth.synthetic.personalities import get_personality
-    from mixdepth.synthetic.writer import generate_preset, generate_set
+    from mixdepth.synthetic.writer import available_cores, generate_preset, generate_set
 
     console = Console()
     if (preset is None) == (personality is None):
         raise ConfigError("synth: give exactly one of --personality NAME or --preset NAME")
     if personality is not None:
         get_personality(personality)  # fail before any progress bar appears
+    if workers is None:
+        workers = available_cores()
+    elif workers < 1:
+        raise ConfigError(f"--workers: must be at least 1, got {workers}")
     bars: list[tqdm] = []
 
     def progress(label: str, total: int):

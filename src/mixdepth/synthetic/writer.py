@@ -10,6 +10,7 @@ held-out families plus `mix.yaml`.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import zlib
 from collections.abc import Callable
@@ -268,6 +269,13 @@ def _job(args) -> tuple[int, dict, np.ndarray | None]:
     record = LAYOUTS[p.dataset].write(Path(root), index, r, a, rng)
     tiles = contact_tiles(r, a, p.space, tile) if tile else None
     return index, record, tiles
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
 
 
 def worker_pool(workers: int):
