@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from mixdepth.cli import app, main
-from mixdepth.errors import FileFormatError, MixdepthError
+from mixdepth.errors import ConfigError, FileFormatError, MixdepthError
 from mixdepth.models import create, load_model, load_weights, read_state_dict, save_weights
 from mixdepth.models.checkpoints import guess_architecture, read_metadata, save_state_dict
 
@@ -212,6 +212,12 @@ def test_convert_cli_half_keeps_the_spec_and_the_output(tmp_path):
     with torch.no_grad():
         ours, full = loaded(x), model(x)
     assert ((ours - full).abs().mean() / full.abs().mean()) < 5e-3
+    resized = tmp_path / "resized.safetensors"
+    result = CliRunner().invoke(app, ["convert", str(dst), str(resized), "--size", "320"])
+    assert result.exit_code == 0, result.output
+    assert load_model(resized).config.input_size == 320
+    result = CliRunner().invoke(app, ["convert", str(dst), str(resized), "--size", "100"])
+    assert isinstance(result.exception, ConfigError) and "--size" in str(result.exception)
 
 
 def test_convert_cli_wrong_model_exits_2(tmp_path, tiny_model, monkeypatch, capsys):

@@ -17,6 +17,10 @@ def convert(
     model: str = typer.Option(
         None, "--model", "-m", help="Architecture name; guessed from the keys when omitted."
     ),
+    size: int = typer.Option(
+        None, "--size", help="Record this working size (longer side, a multiple of 32) in the "
+        "output instead of the input's."
+    ),
     half: bool = typer.Option(
         False, "--half", help="Store floating-point tensors as float16 (half the file size; "
         "they load into a float32 model)."
@@ -27,6 +31,8 @@ def convert(
     The working size and normalisation a mixdepth weights file records are kept.
     """
     from rich.console import Console
+
+    from mixdepth.errors import ConfigError
 
     from mixdepth.models.checkpoints import (
         architecture_of,
@@ -43,7 +49,9 @@ def convert(
     name, options = architecture_of(src, state, model)
     check_state_dict(create_on_meta(name, **options), state, src)
     metadata = {"source": src.name}
-    size = stored_input_size(src)
+    if size is not None and (size < 32 or size % 32):
+        raise ConfigError(f"--size: must be a multiple of 32 of at least 32, got {size}")
+    size = size or stored_input_size(src)
     if size is not None:
         metadata["input_size"] = str(size)
     if read_metadata(src).get("model") == name:  # the normalisation belongs to that model
