@@ -33,7 +33,6 @@ def convert(
     from rich.console import Console
 
     from mixdepth.errors import ConfigError
-
     from mixdepth.models.checkpoints import (
         architecture_of,
         check_state_dict,
