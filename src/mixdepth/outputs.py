@@ -27,7 +27,9 @@ import numpy as np
 from mixdepth.errors import ConfigError
 
 FORMATS = ("pfm", "png16", "color", "npy", "ply")
-COLORMAPS = ("inferno", "turbo", "gray")
+COLORMAPS = ("inferno", "turbo", "spectral", "gray")
+# matplotlib names; spectral is reversed so that near is red, as in the other maps near is warm
+MATPLOTLIB_NAMES = {"inferno": "inferno", "turbo": "turbo", "spectral": "Spectral_r"}
 SUFFIXES = {
     "pfm": ".pfm",
     "npy": ".npy",
@@ -88,7 +90,7 @@ def colormap_lut(name: str) -> np.ndarray:
         return np.stack([ramp, ramp, ramp], axis=1)
     import matplotlib
 
-    rgba = matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))
+    rgba = matplotlib.colormaps[MATPLOTLIB_NAMES[name]](np.linspace(0.0, 1.0, 256))
     return np.round(rgba[:, :3] * 255).astype(np.uint8)
 
 

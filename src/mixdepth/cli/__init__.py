@@ -20,6 +20,7 @@ from mixdepth.cli import align  # noqa: E402,F401  isort: skip
 from mixdepth.cli import export  # noqa: E402,F401  isort: skip
 from mixdepth.cli import synth  # noqa: E402,F401  isort: skip
 from mixdepth.cli import demo  # noqa: E402,F401  isort: skip
+from mixdepth.cli import serve  # noqa: E402,F401  isort: skip
 
 
 def main() -> None:
