@@ -283,7 +283,9 @@ def reference_rows(heldout: Path) -> dict[str, dict]:
     from mixdepth.predict import Predictor
 
     return {
-        label: heldout_metrics(Predictor(model=ImagePrior(rows=rows_prior)), heldout)
+        label: heldout_metrics(
+            Predictor(model=ImagePrior(rows=rows_prior), runtime="torch"), heldout
+        )
         for label, rows_prior in (("constant prediction", False), ("lower is nearer", True))
     }
 

@@ -77,8 +77,9 @@ def heldout_table(predictor: Predictor, root: Path, limit: int | None = None) ->
     print(_heldout_header(root))
     runs = {
         f"this model (at {predictor.config.input_size} px)": predictor,
-        "prior: lower in the image is nearer": Predictor(model=ImagePrior(rows=True)),
-        "constant prediction": Predictor(model=ImagePrior(rows=False)),
+        "prior: lower in the image is nearer": Predictor(model=ImagePrior(rows=True),
+                                                          runtime="torch"),
+        "constant prediction": Predictor(model=ImagePrior(rows=False), runtime="torch"),
     }
     for label, runner in runs.items():
         print(_heldout_row(label, runner, root, limit))
