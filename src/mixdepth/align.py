@@ -284,9 +284,9 @@ def _ransac(p, t, scale_only, threshold, rng) -> list[tuple[float, float]]:
         else:
             i = rng.integers(count, size=RANSAC_CANDIDATES)
             j = (i + rng.integers(1, count, size=RANSAC_CANDIDATES)) % count
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # equal disparities: dropped below
             scale = (t[i] - t[j]) / (p[i] - p[j])
-        shift = t[i] - scale * p[i]
+            shift = t[i] - scale * p[i]
     keep = np.isfinite(scale) & np.isfinite(shift) & (scale > 0)
     if not keep.any():
         return []
