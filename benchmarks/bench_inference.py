@@ -4,12 +4,15 @@ For each model and batch size, prints ms/image of the network forward pass (norm
 (B, 3, S, S) input -> (B, S, S) output) for
 
 - eager:  the model as built, NCHW float32, under torch.inference_mode;
-- fast:   what `Predictor` runs (`optimize_for_inference`: batch norm folded into convs,
-          channels-last, 1x1 convs as matrix products);
+- fast:   the PyTorch fast path, what `Predictor(runtime="torch")` runs and the default's
+          fallback (`optimize_for_inference`: batch norm folded into convs, channels-last,
+          1x1 convs as matrix products);
 - compiled: what `Predictor(compile=True)` / `mixdepth predict --compile` runs
           (`compile_for_inference`: torch.compile with frozen weights of the folded,
           channels-last model), timed after its one-off compilation, which is printed too;
-- onnx:   the graph written by `mixdepth export`, in onnxruntime (CPU provider);
+- onnx:   the graph written by `mixdepth export`, in onnxruntime (CPU provider): what the
+          default `Predictor` runs on the CPU in float32 (through its cached export; the
+          whole default pipeline against the official one is benchmarks/bench_predict.py);
 - bf16:   with --bf16, the fast path under bfloat16 autocast (`--dtype bfloat16`), which
           trades precision (its difference to eager is printed) for speed on CPUs with
           native bf16 (AVX512-BF16, AMX); not an "identical output" path;

@@ -20,16 +20,20 @@ the same (h, w) are stacked into one forward pass of up to `batch_size` images; 
 resized back to its own resolution. No padding is involved, so each result equals the
 one-by-one prediction.
 
-The fast path (default, `optimize=True`) runs a copy of the model prepared for inference: batch
-norm folded into the preceding convolutions, channels-last memory layout, 1x1 convolutions as
-matrix products (no compilation: the copy is ready in about a second). Its outputs match
-the eager model within a max relative difference of 1e-3 (see benchmarks/bench_inference.py).
+The default path on the CPU in float32 (`optimize=True, runtime="auto"`) runs the network in
+onnxruntime: it is exported to ONNX once per set of weights and the export is cached on disk
+for later processes (`mixdepth.onnx_cache`). Where that is impossible (onnxruntime missing, an
+export that fails its check, another device or dtype) it runs a copy of the model prepared
+for PyTorch inference: batch norm folded into the preceding convolutions, channels-last
+memory layout, 1x1 convolutions as matrix products (`runtime="torch"` chooses it). Both match
+the eager model within a max relative difference of 1e-4 (see benchmarks/bench_inference.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib.resources
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821  (PIL imported lazily)
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
+RUNTIMES = ("auto", "torch")
 
 
 def default_weights_path() -> Path | None:
@@ -386,6 +391,34 @@ class _OnnxRunner:
         return torch.from_numpy(out)
 
 
+@functools.lru_cache(maxsize=32)
+def bicubic_matrix(size_in: int, size_out: int) -> Tensor:
+    """(size_out, size_in) float32 matrix of torch's bicubic resampling along one axis.
+
+    Column j is `F.interpolate(mode="bicubic", align_corners=False)` of the j-th unit vector
+    (as an image one pixel wide, whose horizontal weights sum to 1), so the matrix holds the
+    kernel's own weights, border clamping included.
+    """
+    unit_columns = torch.eye(size_in)[:, None, :, None]  # (size_in, 1, size_in, 1)
+    with torch.inference_mode():
+        out = F.interpolate(unit_columns, size=(size_out, 1), mode="bicubic",
+                            align_corners=False)
+    return out[:, 0, :, 0].T.contiguous()
+
+
+def bicubic_resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """float32 (h, w) CPU map -> (H, W) = `size`: F.interpolate(mode="bicubic",
+    align_corners=False) as two matrix products with the resampling matrices of
+    `bicubic_matrix` (in the cheaper order; equal up to float rounding, about 2e-7 relative),
+    which on a CPU is faster than the direct 16-tap kernel."""
+    (h, w), (height, width) = image.shape, size
+    rows, columns = bicubic_matrix(h, height), bicubic_matrix(w, width).T
+    with torch.inference_mode():
+        if height * h * w + height * w * width <= h * w * width + height * h * width:
+            return (rows @ image) @ columns
+        return rows @ (image @ columns)
+
+
 # --------------------------------------------------------------------------- predictor
 
 
@@ -393,13 +426,18 @@ class Predictor:
     """Relative inverse depth from RGB images with a mixdepth model or an exported ONNX file.
 
     Predictor(model="tiny" | nn.Module | None, weights=None, device="cpu",
-    dtype=torch.float32, optimize=True, compile=False, onnx=None, input_size=None)
+    dtype=torch.float32, optimize=True, compile=False, onnx=None, input_size=None,
+    runtime="auto")
 
     - model/weights: see `build_model`; with neither, the bundled default weights are used.
     - input_size: working size for the resize rule instead of the model's (the size its
       weights file records, else the architecture's default; see `self.config`).
     - dtype=torch.bfloat16 runs the network under CPU/CUDA autocast (output stays float32).
-    - optimize: run a copy of the model prepared by `optimize_for_inference`.
+    - optimize: run the fastest exact path (False: the eager model as it is). On the CPU in
+      float32 with runtime="auto" that is onnxruntime on the model's cached ONNX export
+      (`mixdepth.onnx_cache`); otherwise, or if that path cannot be used (a one-line notice
+      says why), the copy prepared by `optimize_for_inference`.
+    - runtime: "auto" (above) or "torch" (always the `optimize_for_inference` copy).
     - compile: run `compile_for_inference` instead (fastest for many same-size inputs, after
       a one-off compilation per input shape).
     - onnx: path of a model written by `mixdepth export`; runs with onnxruntime on CPU with
@@ -416,7 +454,10 @@ class Predictor:
         compile: bool = False,
         onnx: str | Path | None = None,
         input_size: int | None = None,
+        runtime: str = "auto",
     ):
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         if dtype not in (torch.float32, torch.bfloat16):
             raise ConfigError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
         if input_size is not None and (isinstance(input_size, bool) or
@@ -426,6 +467,8 @@ class Predictor:
         self.dtype = dtype
         self.model: nn.Module | None = None
         self._run: Callable[[Tensor], Tensor]
+        self._fast: nn.Module | None = None
+        self.runtime = "onnxruntime"  # what runs the network: see `runtime` below
         if onnx is not None:
             if model is not None or weights is not None:
                 raise ConfigError("pass either an ONNX file or a model/weights, not both")
@@ -443,14 +486,32 @@ class Predictor:
         net = build_model(model, weights).to(self.device)
         self.model = net
         self.config = InferenceConfig.of(net.config).with_input_size(input_size)
-        if compile:
-            self._fast = compile_for_inference(net)
-        else:
-            self._fast = optimize_for_inference(net) if optimize else None
         self._run = self._run_torch
+        if compile:
+            self._fast, self.runtime = compile_for_inference(net), "torch-compiled"
+        elif not optimize:
+            self.runtime = "torch-eager"
+        elif runtime == "auto" and self.device.type == "cpu" and dtype == torch.float32:
+            self._use_cached_onnx(net)
+        else:
+            self._fast, self.runtime = optimize_for_inference(net), "torch-fast"
+
+    def _use_cached_onnx(self, net: nn.Module) -> None:
+        """Run `net` through its cached ONNX export, or the torch fast path with a notice."""
+        from mixdepth.onnx_cache import OnnxUnavailable, cached_session
+
+        try:
+            session, how = cached_session(net)
+        except OnnxUnavailable as err:
+            log.warning("mixdepth: onnxruntime path unavailable (%s); running PyTorch", err)
+            self._fast, self.runtime = optimize_for_inference(net), "torch-fast"
+            return
+        log.debug("onnxruntime session %s", how)
+        self._run, self.runtime = session, "onnxruntime"
 
     def __repr__(self) -> str:
-        backend = "onnxruntime" if self.model is None else f"torch {self.device} {self.dtype}"
+        backend = self.runtime if self.runtime == "onnxruntime" else \
+            f"{self.runtime} {self.device} {self.dtype}"
         return f"Predictor({self.config.name}, {backend})"
 
     # -- network input and output
@@ -502,7 +563,10 @@ class Predictor:
                 f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
             )
         size = (int(size[0]), int(size[1]))
-        if tuple(pred.shape[-2:]) != size:
+        if tuple(pred.shape[-2:]) != size and interpolation == "bicubic" \
+                and pred.dtype == torch.float32 and pred.device.type == "cpu":
+            pred = bicubic_resize(pred, size)
+        elif tuple(pred.shape[-2:]) != size:
             corners = {"align_corners": False} if interpolation in ("bicubic", "bilinear") else {}
             with torch.inference_mode():
                 pred = F.interpolate(pred[None, None], size=size, mode=interpolation, **corners)[

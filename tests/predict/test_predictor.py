@@ -92,7 +92,8 @@ def test_batch_of_mixed_sizes_equals_one_by_one(predictor):
 
 
 def test_fast_path_matches_eager(tiny_model):
-    fast = Predictor(tiny_model, optimize=True)
+    fast = Predictor(tiny_model, optimize=True, runtime="torch")
+    assert fast.runtime == "torch-fast"
     eager = Predictor(tiny_model, optimize=False)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast._fast.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in tiny_model.modules())  # untouched
@@ -232,3 +233,14 @@ def test_models_without_batch_norm_are_not_copied():
 def test_bad_input_size_is_refused(size, tiny_weights):
     with pytest.raises(ConfigError, match="input_size"):
         Predictor(weights=tiny_weights, input_size=size)
+
+
+@pytest.mark.parametrize("shape, size", [((96, 160), (500, 741)), ((160, 256), (500, 741)),
+                                         ((64, 64), (50, 70)), ((1, 1), (5, 9)),
+                                         ((200, 300), (64, 32)), ((7, 5), (1, 1))])
+def test_bicubic_resize_by_matrices_equals_interpolate(shape, size):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    expected = F.interpolate(x[None, None], size=size, mode="bicubic", align_corners=False)[0, 0]
+    got = Predictor.resize_output(x, size)
+    assert got.shape == size
+    assert max_relative_difference(got, expected) < 1e-6

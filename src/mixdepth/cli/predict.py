@@ -150,7 +150,9 @@ def predict(
     side_by_side: bool = typer.Option(
         False, "--side-by-side", help="Also write the image beside its colour depth."
     ),
-    colormap: str = typer.Option("inferno", "--colormap", help="inferno, turbo or gray."),
+    colormap: str = typer.Option(
+        "inferno", "--colormap", help="inferno, turbo, spectral or gray."
+    ),
     fov: float = typer.Option(60.0, "--fov", help="Horizontal field of view (degrees) for ply."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (autocast)."),
     stabilize: bool = typer.Option(
@@ -165,6 +167,11 @@ def predict(
     compile_model: bool = typer.Option(
         False, "--compile", help="torch.compile the network: fastest for videos and many "
         "same-size images, after a one-off compilation per input size (needs a C++ compiler)."
+    ),
+    runtime: str = typer.Option(
+        "auto", "--runtime", help="auto: on the CPU in float32, onnxruntime on the model's "
+        "ONNX export (made once, cached in $MIXDEPTH_CACHE_DIR or ~/.cache/mixdepth), else "
+        "PyTorch; torch: always PyTorch."
     ),
     hints: Path = typer.Option(
         None, "--hints", help="One image: also fit metric depth to these known depths (CSV "
@@ -209,7 +216,7 @@ def predict(
         raise ConfigError("--compile applies to PyTorch models, not to --onnx")
     predictor = Predictor(
         model, weights, device=device, dtype=dtypes[dtype], compile=compile_model, onnx=onnx,
-        input_size=size,
+        input_size=size, runtime=runtime,
     )
     if model is not None and weights is None:
         console.print(f"[yellow]warning:[/] --model {model} without --weights: random weights, "

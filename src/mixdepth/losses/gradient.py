@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from mixdepth.errors import MixdepthError
-from mixdepth.losses.alignment import check_inputs, masked, valid_counts
+from mixdepth.losses.alignment import check_inputs, mask_weights, masked, valid_counts
 from mixdepth.losses.reduction import check_reduction, reduce_sums
 
 
@@ -51,9 +51,15 @@ def residual_gradient_matching(
 
     count: optional valid counts (B,) of the full-resolution mask if already known.
     """
-    sums = GradientSums.apply(residual, mask, scales)
+    return scale_sums(GradientSums.apply(residual, mask, scales), mask, reduction, count)
+
+
+def scale_sums(sums: Tensor, mask: Tensor, reduction: str, count: Tensor | None = None) -> Tensor:
+    """Reduce per-scale sums (K, B) of gradient matching, each scale k by its own valid
+    counts (those of mask[:, ::2^k, ::2^k]), and add the scales up. count: optional valid
+    counts (B,) of the full-resolution mask if already known."""
     total = None
-    for k in range(scales):
+    for k in range(sums.shape[0]):
         m = mask[:, :: 2**k, :: 2**k]
         scale_count = count if (k == 0 and count is not None) else valid_counts(m)
         term = reduce_sums(sums[k], scale_count, reduction)
@@ -61,10 +67,14 @@ def residual_gradient_matching(
     return total
 
 
-def invalid_differences(invalid: Tensor, dim: int) -> Tensor:
-    """Bool mask of the forward differences along `dim` with at least one invalid pixel."""
-    length = invalid.shape[dim]
-    return invalid.narrow(dim, 1, length - 1) | invalid.narrow(dim, 0, length - 1)
+def valid_differences(weights: Tensor, dim: int) -> Tensor:
+    """1 where both pixels of a forward difference along `dim` are valid, else 0.
+
+    weights: the mask as 0/1 floats (B, H, W) (or a strided view of it); returns the
+    product of its two shifted views (one element shorter along `dim`).
+    """
+    length = weights.shape[dim]
+    return weights.narrow(dim, 1, length - 1) * weights.narrow(dim, 0, length - 1)
 
 
 def differences(r: Tensor, dim: int) -> Tensor:
@@ -76,22 +86,23 @@ def differences(r: Tensor, dim: int) -> Tensor:
 class GradientSums(torch.autograd.Function):
     """Per-scale, per-image sums (K, B) of |dx R| + |dy R| over valid differences.
 
-    Scale k takes every 2^k-th pixel of R and of the mask. The backward pass recomputes the
-    signs of the differences from R instead of storing them (d|a - b| = sign(a - b)).
+    Scale k takes every 2^k-th pixel of R and of the mask. Validity is applied by multiplying
+    with the 0/1 mask (branch-free; R is finite and 0 outside the mask). The backward pass
+    recomputes the signs of the differences from R instead of storing them
+    (d|a - b| = sign(a - b)).
     """
 
     @staticmethod
     def forward(ctx, residual: Tensor, mask: Tensor, scales: int):
         sums = residual.new_zeros(scales, residual.shape[0])
-        invalid = ~mask
+        weights = mask_weights(mask, residual.dtype)
         for k in range(scales):
             r = residual[:, :: 2**k, :: 2**k]
-            off = invalid[:, :: 2**k, :: 2**k]
+            w = weights[:, :: 2**k, :: 2**k]
             for dim in (1, 2):
                 if r.shape[dim] < 2:
                     continue
-                magnitude = differences(r, dim).abs_()
-                magnitude.masked_fill_(invalid_differences(off, dim), 0)
+                magnitude = differences(r, dim).abs_().mul_(valid_differences(w, dim))
                 sums[k] += magnitude.flatten(1).sum(1)
         ctx.save_for_backward(residual, mask)
         ctx.scales = scales
@@ -102,17 +113,17 @@ class GradientSums(torch.autograd.Function):
     def backward(ctx, grad_sums: Tensor):
         residual, mask = ctx.saved_tensors
         grad = torch.zeros_like(residual)
-        invalid = ~mask
+        weights = mask_weights(mask, residual.dtype)
         for k in range(ctx.scales):
             r = residual[:, :: 2**k, :: 2**k]
-            off = invalid[:, :: 2**k, :: 2**k]
+            w = weights[:, :: 2**k, :: 2**k]
             g = grad[:, :: 2**k, :: 2**k]  # a strided view: writes land in `grad`
             for dim in (1, 2):
                 length = r.shape[dim]
                 if length < 2:
                     continue
-                step = differences(r, dim).sign_().masked_fill_(invalid_differences(off, dim), 0)
-                step.mul_(grad_sums[k][:, None, None])
+                valid = valid_differences(w, dim).mul_(grad_sums[k][:, None, None])
+                step = differences(r, dim).sign_().mul_(valid)
                 g.narrow(dim, 1, length - 1).add_(step)
                 g.narrow(dim, 0, length - 1).sub_(step)
         return grad, None, None

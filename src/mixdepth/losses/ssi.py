@@ -13,7 +13,9 @@ valid pixels of an image.
             each image only (the largest residuals are dropped); still divided by 2M as in
             the paper. The kept set is found by one batched selection (`trim_selection`).
 
-The alignment (scale, shift, median, MAD) is differentiated through. Reductions: "batch"
+The alignment (scale, shift, median, MAD) is differentiated through. With a target that needs
+no gradient, kinds "mse"/"mse-norm" run as one autograd node (`lstsq_loss_sums`, same values
+and gradients, fewer passes over the maps). Reductions: "batch"
 divides the sum over the batch by the sum of 2M over the batch (the reference), "image"
 averages the per-image losses over images that have valid pixels, "none" returns (B,).
 """
@@ -34,7 +36,8 @@ from mixdepth.losses.alignment import (
     select_valid_rank,
     valid_counts,
 )
-from mixdepth.losses.gradient import residual_gradient_matching
+from mixdepth.losses.gradient import residual_gradient_matching, scale_sums
+from mixdepth.losses.lstsq_sums import lstsq_loss_sums
 from mixdepth.losses.reduction import check_reduction, reduce_sums, zero_loss
 
 KINDS = ("mse", "mse-norm", "mae", "trim")
@@ -131,8 +134,13 @@ def ssi_loss(
     check_reduction(reduction)
     check_trim(trim)
     count = valid_counts(mask)
-    residual = aligned_residual(pred, target, mask, kind)
-    sums = data_term_sums(residual, mask, kind, trim, count)
+    if kind in ("mse", "mse-norm") and not target.requires_grad:
+        if kind == "mse-norm":
+            target = normalize_median_mad(target, mask)
+        sums = lstsq_loss_sums(pred, target, mask, 0)[0]
+    else:
+        residual = aligned_residual(pred, target, mask, kind)
+        sums = data_term_sums(residual, mask, kind, trim, count)
     return reduce_sums(sums, 2 * count, reduction)
 
 
@@ -211,6 +219,8 @@ class ScaleShiftInvariantLoss(nn.Module):
     def forward(self, pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, dict]:
         check_inputs(pred, target, mask, "ScaleShiftInvariantLoss")
         count = valid_counts(mask)
+        if self.kind in ("mse", "mse-norm") and not target.requires_grad:
+            return self._least_squares(pred, target, mask, count)
         residual = aligned_residual(pred, target, mask, self.kind)
         sums = data_term_sums(residual, mask, self.kind, self.trim, count)
         data = reduce_sums(sums, 2 * count, self.reduction)
@@ -220,6 +230,21 @@ class ScaleShiftInvariantLoss(nn.Module):
             )
         else:
             grad = torch.zeros_like(data) + zero_loss(residual)
+        return data + self.alpha * grad, {"data": data, "grad": grad}
+
+    def _least_squares(self, pred: Tensor, target: Tensor, mask: Tensor, count: Tensor
+                       ) -> tuple[Tensor, dict]:
+        """kind "mse"/"mse-norm" with a target that needs no gradient: the alignment, both
+        sums and their backward pass in one node (`lstsq_loss_sums`)."""
+        if self.kind == "mse-norm":
+            target = normalize_median_mad(target, mask)
+        scales = self.scales if self.alpha > 0 else 0
+        sums, grad_sums = lstsq_loss_sums(pred, target, mask, scales)
+        data = reduce_sums(sums, 2 * count, self.reduction)
+        if scales:
+            grad = scale_sums(grad_sums, mask, self.reduction, count)
+        else:
+            grad = torch.zeros_like(data) + zero_loss(sums)
         return data + self.alpha * grad, {"data": data, "grad": grad}
 
     def extra_repr(self) -> str:

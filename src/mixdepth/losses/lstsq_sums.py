@@ -1,0 +1,158 @@
+"""The least-squares loss in one autograd node: alignment, residual, data and gradient sums.
+
+`lstsq_loss_sums(pred, target, mask, scales)` returns the per-image sums of the ssimse data
+term, sum_i R_i^2 (B,), and of the gradient-matching term, (K, B) as `GradientSums`, where
+R = s * pred + t - target on the valid pixels (0 elsewhere) and (s, t) is the least-squares
+alignment of `align_lstsq` (same moments around the per-image means, accumulated in float64
+across rows). Gradients flow to `pred` only (the target is data), through R and through
+(s, t); the backward pass is closed-form:
+
+    G = dL/dR = 2 g_data R + (gradient-matching signs),   p~ = pred - mean(pred) (valid),
+    dL/dpred_i = s G_i + (sum_j G_j p~_j / var) (-R_i - s p~_i) - s (sum_j G_j) / M,
+
+which is `LstsqAlign`'s backward with t~ - 2 s p~ = -R - s p~. Masking is done by multiplying
+with the 0/1 mask (see `masked`), which keeps the whole pass free of `torch.where`.
+Shapes: pred, target (B, H, W) disparity, mask bool (B, H, W).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mixdepth.losses.alignment import (
+    RELATIVE_VARIANCE_FLOOR,
+    image_sum,
+    mask_weights,
+    masked,
+    per_image,
+)
+
+
+def lstsq_loss_sums(pred: Tensor, target: Tensor, mask: Tensor, scales: int
+                    ) -> tuple[Tensor, Tensor]:
+    """(data sums (B,), gradient-matching sums (K, B)) of the least-squares aligned residual;
+    `scales` = 0 gives an empty (0, B) second result. Differentiable in `pred` only."""
+    return LstsqLossSums.apply(pred, target.detach(), mask, scales)
+
+
+def _moments(pred: Tensor, target: Tensor, mask: Tensor, weights: Tensor, scratch: Tensor):
+    """Per-image moments (float64, (B,)) and the maps centred around rounded means.
+
+    Returns (count, mean_p, var_p, cov, centred_p, centred_t, offset_p, offset_t): the
+    centred maps (B, H, W) are pred - m_p and target - m_t on the valid pixels (0
+    elsewhere) for means m_p, m_t rounded to the input dtype; offset_p = mean of centred_p
+    (and offset_t) is what that rounding left, so mean_p = m_p + offset_p exactly, and
+    var_p, cov are the centred second moments with the offsets removed. `scratch` is a
+    (B, H, W) work buffer.
+    """
+    count = image_sum(weights)
+    safe_count = count.clamp_min(1.0)
+    centred_p = masked(pred, mask, weights)
+    centred_t = masked(target, mask, weights)
+    mean_p = image_sum(centred_p) / safe_count
+    mean_t = image_sum(centred_t) / safe_count
+    centred_p.addcmul_(weights, per_image(-mean_p, pred))
+    centred_t.addcmul_(weights, per_image(-mean_t, target))
+    offset_p = image_sum(centred_p) / safe_count
+    offset_t = image_sum(centred_t) / safe_count
+    var_p = image_sum(torch.mul(centred_p, centred_p, out=scratch)) - offset_p**2 * count
+    cov = image_sum(torch.mul(centred_p, centred_t, out=scratch)) - offset_p * offset_t * count
+    return (count, mean_p + offset_p, var_p, cov, centred_p, centred_t, offset_p, offset_t)
+
+
+def _view(buffer: Tensor, shape: torch.Size) -> Tensor:
+    """A contiguous tensor of `shape` on the first elements of `buffer` (a work buffer)."""
+    return buffer.view(-1)[: shape.numel()].view(shape)
+
+
+def _valid_and_differences(r: Tensor, w: Tensor, dim: int, scratch: tuple[Tensor, Tensor]
+                           ) -> tuple[Tensor, Tensor]:
+    """(valid pairs, forward differences) of a map r and its 0/1 mask w along `dim`, written
+    into the two work buffers."""
+    length = r.shape[dim]
+    shape = r.narrow(dim, 1, length - 1).shape
+    valid = torch.mul(w.narrow(dim, 1, length - 1), w.narrow(dim, 0, length - 1),
+                      out=_view(scratch[0], shape))
+    difference = torch.sub(r.narrow(dim, 1, length - 1), r.narrow(dim, 0, length - 1),
+                           out=_view(scratch[1], shape))
+    return valid, difference
+
+
+def _gradient_sums(residual: Tensor, weights: Tensor, scales: int,
+                   scratch: tuple[Tensor, Tensor]) -> Tensor:
+    """(K, B) sums of |dx R| + |dy R| over valid differences, scale k every 2^k-th pixel."""
+    sums = residual.new_zeros(scales, residual.shape[0])
+    for k in range(scales):
+        r = residual[:, :: 2**k, :: 2**k]
+        w = weights[:, :: 2**k, :: 2**k]
+        for dim in (1, 2):
+            if r.shape[dim] >= 2:
+                valid, difference = _valid_and_differences(r, w, dim, scratch)
+                sums[k] += difference.abs_().mul_(valid).flatten(1).sum(1)
+    return sums
+
+
+def _add_gradient_signs(grad: Tensor, residual: Tensor, weights: Tensor, grad_sums: Tensor,
+                        scratch: tuple[Tensor, Tensor]) -> None:
+    """grad += d(sum_k grad_sums[k] . gradient sums of scale k) / dR, in place."""
+    for k in range(grad_sums.shape[0]):
+        r = residual[:, :: 2**k, :: 2**k]
+        w = weights[:, :: 2**k, :: 2**k]
+        g = grad[:, :: 2**k, :: 2**k]  # a strided view: writes land in `grad`
+        for dim in (1, 2):
+            length = r.shape[dim]
+            if length < 2:
+                continue
+            valid, difference = _valid_and_differences(r, w, dim, scratch)
+            step = difference.sign_().mul_(valid).mul_(grad_sums[k][:, None, None])
+            g.narrow(dim, 1, length - 1).add_(step)
+            g.narrow(dim, 0, length - 1).sub_(step)
+
+
+class LstsqLossSums(torch.autograd.Function):
+    """See the module docstring: (data sums (B,), gradient sums (K, B)) with a closed-form
+    backward pass to `pred`. Temporaries go to two reused work buffers."""
+
+    @staticmethod
+    def forward(ctx, pred: Tensor, target: Tensor, mask: Tensor, scales: int):
+        weights = mask_weights(mask, pred.dtype)
+        scratch = torch.empty_like(pred, memory_format=torch.contiguous_format)
+        count, mean_p, var_p, cov, centred_p, centred_t, offset_p, offset_t = _moments(
+            pred, target, mask, weights, scratch)
+        singular = (count < 2) | (var_p <= RELATIVE_VARIANCE_FLOOR * (var_p + mean_p**2 * count))
+        safe_var = torch.where(singular, 1.0, var_p)
+        scale = torch.where(singular, 0.0, cov / safe_var)
+        # With shift = mean_t - s mean_p, R = s (pred - mean_p) - (target - mean_t) on the
+        # valid pixels: the centred maps, corrected by their offsets.
+        residual = centred_p.mul_(per_image(scale, pred)).sub_(centred_t)
+        residual.addcmul_(weights, per_image(offset_t - scale * offset_p, pred))
+        data = image_sum(torch.mul(residual, residual, out=scratch)).to(pred.dtype)
+        grads = _gradient_sums(residual, weights, scales, (centred_t, scratch))
+        ctx.save_for_backward(pred, mask, residual, count, mean_p, safe_var, scale, singular)
+        return data, grads
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_data: Tensor, grad_grads: Tensor):
+        pred, mask, residual, count, mean_p, safe_var, scale, singular = ctx.saved_tensors
+        weights = mask_weights(mask, pred.dtype)
+        grad = residual * per_image(2.0 * grad_data.to(torch.float64), residual)
+        scratch = torch.empty_like(grad)
+        if grad_grads.numel():
+            _add_gradient_signs(grad, residual, weights, grad_grads,
+                                (scratch, torch.empty_like(grad)))
+        centred_p = masked(pred, mask, weights)
+        rounded = mean_p.to(pred.dtype)  # pred - mean_p as in the forward pass, exactly
+        centred_p.addcmul_(weights, -rounded[:, None, None])
+        centred_p.addcmul_(weights, per_image(rounded.to(torch.float64) - mean_p, pred))
+        total_g = image_sum(grad)
+        total_gp = image_sum(torch.mul(grad, centred_p, out=scratch))
+        inverse_count = torch.where(count > 0, 1.0 / count.clamp_min(1.0), 0.0)
+        through_scale = torch.where(singular, 0.0, total_gp / safe_var)
+        # s G + ts (-R - s p~) - s (sum G) / M, on the valid pixels
+        out = grad.mul_(per_image(scale, pred))
+        out.addcmul_(residual, per_image(-through_scale, pred))
+        out.addcmul_(centred_p, per_image(-through_scale * scale, pred))
+        out.addcmul_(weights, per_image(-scale * total_g * inverse_count, pred))
+        return out, None, None, None
