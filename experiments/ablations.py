@@ -308,7 +308,7 @@ def study_table(variants: dict[str, list[dict]], references: dict[str, dict]) ->
     for label, records in variants.items():
         absrel = [r["absrel"] for r in records]
         delta = [r["delta1"] for r in records]
-        minutes = statistics.fmean(r["seconds"] for r in records) / 60
+        minutes = statistics.median(r["seconds"] for r in records) / 60  # robust to a starved run
         row = [label, spread(absrel), spread(delta), str(len(records)), f"{minutes:.1f}"]
         if flips:
             ordered = sorted(records, key=lambda r: r["seed"])
