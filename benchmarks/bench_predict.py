@@ -43,7 +43,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mixdepth import models
+# the official pipeline's resize rule and test model, shared with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "predict"))
+from predict_helpers import official_shape, random_midas_small  # noqa: E402
+
 from mixdepth.predict import Predictor, build_model, default_weights_path
 
 PHOTO_NAME = "motorcycle_left.png"
@@ -65,40 +68,11 @@ def photo() -> np.ndarray:
     return rng.integers(0, 256, (500, 741, 3), dtype=np.uint8)
 
 
-def random_midas_small(seed: int = 0) -> torch.nn.Module:
-    """midas_v21_small with random weights in the official layout, random batch-norm
-    statistics and no final ReLU."""
-    torch.manual_seed(seed)
-    model = models.create("midas_v21_small", non_negative=False).eval()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    return model
-
-
 def load(name: str) -> torch.nn.Module:
     return random_midas_small() if name == "midas_v21_small" else build_model(None, None)
 
 
 # --------------------------------------------------------------------------- official run.py
-
-
-def official_shape(height: int, width: int, size: int, mode: str) -> tuple[int, int]:
-    """run.py's Resize(keep_aspect_ratio=True, ensure_multiple_of=32) for a square size."""
-    scale_h, scale_w = size / height, size / width
-    if mode == "upper_bound":
-        scale = min(scale_h, scale_w)
-    else:
-        scale = scale_w if abs(1 - scale_w) < abs(1 - scale_h) else scale_h
-
-    def multiple(x):
-        y = int(np.round(x / 32) * 32)
-        if mode == "upper_bound" and y > size:
-            y = int(np.floor(x / 32) * 32)
-        return y
-
-    return multiple(scale * height), multiple(scale * width)
 
 
 def official_pipeline(model: torch.nn.Module, rgb: np.ndarray, config) -> np.ndarray:

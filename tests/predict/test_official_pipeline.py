@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from predict_helpers import official_shape, random_midas_small
 
 from mixdepth import models
 from mixdepth.data.transforms import network_input_shape
@@ -22,25 +23,6 @@ cv2 = pytest.importorskip("cv2")
 skimage = pytest.importorskip("skimage")
 
 PHOTO = Path(skimage.__file__).parent / "data" / "motorcycle_left.png"
-
-
-def official_shape(height: int, width: int, size: int, mode: str) -> tuple[int, int]:
-    """The official `Resize` (keep_aspect_ratio, ensure_multiple_of=32) for a square network
-    size: one scale for both sides, each side rounded to a multiple of 32 (with upper_bound,
-    rounded down instead where rounding would exceed the size)."""
-    scale_h, scale_w = size / height, size / width
-    if mode == "upper_bound":
-        scale = min(scale_h, scale_w)
-    else:  # minimal: the scale closest to 1
-        scale = scale_w if abs(1 - scale_w) < abs(1 - scale_h) else scale_h
-
-    def multiple(x):
-        y = int(np.round(x / 32) * 32)
-        if mode == "upper_bound" and y > size:
-            y = int(np.floor(x / 32) * 32)
-        return y
-
-    return multiple(scale * height), multiple(scale * width)
 
 
 @pytest.mark.parametrize("name", ["midas_v21_small", "midas_v21", "dpt_hybrid", "dpt_large"])
@@ -64,16 +46,6 @@ def official_run_py(predictor: Predictor, path: Path) -> np.ndarray:
         out = predictor.model(x)
     return F.interpolate(out[:, None], size=(height, width), mode="bicubic",
                          align_corners=False)[0, 0].numpy()
-
-
-def random_midas_small() -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = models.create("midas_v21_small", non_negative=False).eval()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):  # non-trivial statistics
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    return model
 
 
 @pytest.mark.parametrize("make_model", [None, random_midas_small], ids=["bundled", "v21-small"])
