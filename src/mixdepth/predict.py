@@ -391,7 +391,7 @@ class _OnnxRunner:
         return torch.from_numpy(out)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)  # a few sizes (a video's frames share one); bounded memory
 def bicubic_matrix(size_in: int, size_out: int) -> Tensor:
     """(size_out, size_in) float32 matrix of torch's bicubic resampling along one axis.
 
