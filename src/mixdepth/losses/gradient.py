@@ -67,20 +67,61 @@ def scale_sums(sums: Tensor, mask: Tensor, reduction: str, count: Tensor | None 
     return total
 
 
-def valid_differences(weights: Tensor, dim: int) -> Tensor:
-    """1 where both pixels of a forward difference along `dim` are valid, else 0.
-
-    weights: the mask as 0/1 floats (B, H, W) (or a strided view of it); returns the
-    product of its two shifted views (one element shorter along `dim`).
-    """
-    length = weights.shape[dim]
-    return weights.narrow(dim, 1, length - 1) * weights.narrow(dim, 0, length - 1)
+def _view(buffer: Tensor, shape: torch.Size) -> Tensor:
+    """A contiguous tensor of `shape` on the first elements of `buffer` (a work buffer)."""
+    return buffer.view(-1)[: shape.numel()].view(shape)
 
 
-def differences(r: Tensor, dim: int) -> Tensor:
-    """Forward differences r[i + 1] - r[i] along `dim` (a new tensor)."""
+def work_buffers(like: Tensor) -> tuple[Tensor, Tensor]:
+    """Two contiguous (B, H, W) work buffers shaped like `like`, for the functions below."""
+    return tuple(torch.empty_like(like, memory_format=torch.contiguous_format) for _ in "ab")
+
+
+def valid_and_differences(r: Tensor, w: Tensor, dim: int, scratch: tuple[Tensor, Tensor]
+                          ) -> tuple[Tensor, Tensor]:
+    """(valid pairs, forward differences r[i + 1] - r[i]) of a map r and its 0/1 mask w along
+    `dim` (both one element shorter), written into the two work buffers."""
     length = r.shape[dim]
-    return r.narrow(dim, 1, length - 1) - r.narrow(dim, 0, length - 1)
+    shape = r.narrow(dim, 1, length - 1).shape
+    valid = torch.mul(w.narrow(dim, 1, length - 1), w.narrow(dim, 0, length - 1),
+                      out=_view(scratch[0], shape))
+    difference = torch.sub(r.narrow(dim, 1, length - 1), r.narrow(dim, 0, length - 1),
+                           out=_view(scratch[1], shape))
+    return valid, difference
+
+
+def gradient_sums(residual: Tensor, weights: Tensor, scales: int,
+                  scratch: tuple[Tensor, Tensor]) -> Tensor:
+    """(K, B) sums of |dx R| + |dy R| over valid differences, scale k every 2^k-th pixel.
+    weights: the mask as 0/1 floats; validity is applied by multiplying (branch-free; R is
+    finite and 0 outside the mask)."""
+    sums = residual.new_zeros(scales, residual.shape[0])
+    for k in range(scales):
+        r = residual[:, :: 2**k, :: 2**k]
+        w = weights[:, :: 2**k, :: 2**k]
+        for dim in (1, 2):
+            if r.shape[dim] >= 2:
+                valid, difference = valid_and_differences(r, w, dim, scratch)
+                sums[k] += difference.abs_().mul_(valid).flatten(1).sum(1)
+    return sums
+
+
+def add_gradient_signs(grad: Tensor, residual: Tensor, weights: Tensor, grad_sums: Tensor,
+                       scratch: tuple[Tensor, Tensor]) -> None:
+    """grad += d(sum_k grad_sums[k] . gradient sums of scale k) / dR, in place; the signs of
+    the differences are recomputed from R (d|a - b| = sign(a - b))."""
+    for k in range(grad_sums.shape[0]):
+        r = residual[:, :: 2**k, :: 2**k]
+        w = weights[:, :: 2**k, :: 2**k]
+        g = grad[:, :: 2**k, :: 2**k]  # a strided view: writes land in `grad`
+        for dim in (1, 2):
+            length = r.shape[dim]
+            if length < 2:
+                continue
+            valid, difference = valid_and_differences(r, w, dim, scratch)
+            step = difference.sign_().mul_(valid).mul_(grad_sums[k][:, None, None])
+            g.narrow(dim, 1, length - 1).add_(step)
+            g.narrow(dim, 0, length - 1).sub_(step)
 
 
 class GradientSums(torch.autograd.Function):
@@ -94,16 +135,8 @@ class GradientSums(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, residual: Tensor, mask: Tensor, scales: int):
-        sums = residual.new_zeros(scales, residual.shape[0])
-        weights = mask_weights(mask, residual.dtype)
-        for k in range(scales):
-            r = residual[:, :: 2**k, :: 2**k]
-            w = weights[:, :: 2**k, :: 2**k]
-            for dim in (1, 2):
-                if r.shape[dim] < 2:
-                    continue
-                magnitude = differences(r, dim).abs_().mul_(valid_differences(w, dim))
-                sums[k] += magnitude.flatten(1).sum(1)
+        sums = gradient_sums(residual, mask_weights(mask, residual.dtype), scales,
+                             work_buffers(residual))
         ctx.save_for_backward(residual, mask)
         ctx.scales = scales
         return sums
@@ -113,17 +146,6 @@ class GradientSums(torch.autograd.Function):
     def backward(ctx, grad_sums: Tensor):
         residual, mask = ctx.saved_tensors
         grad = torch.zeros_like(residual)
-        weights = mask_weights(mask, residual.dtype)
-        for k in range(ctx.scales):
-            r = residual[:, :: 2**k, :: 2**k]
-            w = weights[:, :: 2**k, :: 2**k]
-            g = grad[:, :: 2**k, :: 2**k]  # a strided view: writes land in `grad`
-            for dim in (1, 2):
-                length = r.shape[dim]
-                if length < 2:
-                    continue
-                valid = valid_differences(w, dim).mul_(grad_sums[k][:, None, None])
-                step = differences(r, dim).sign_().mul_(valid)
-                g.narrow(dim, 1, length - 1).add_(step)
-                g.narrow(dim, 0, length - 1).sub_(step)
+        add_gradient_signs(grad, residual, mask_weights(mask, residual.dtype), grad_sums,
+                           work_buffers(residual))
         return grad, None, None

@@ -27,6 +27,7 @@ from mixdepth.losses.alignment import (
     masked,
     per_image,
 )
+from mixdepth.losses.gradient import add_gradient_signs, gradient_sums
 
 
 def lstsq_loss_sums(pred: Tensor, target: Tensor, mask: Tensor, scales: int
@@ -61,55 +62,6 @@ def _moments(pred: Tensor, target: Tensor, mask: Tensor, weights: Tensor, scratc
     return (count, mean_p + offset_p, var_p, cov, centred_p, centred_t, offset_p, offset_t)
 
 
-def _view(buffer: Tensor, shape: torch.Size) -> Tensor:
-    """A contiguous tensor of `shape` on the first elements of `buffer` (a work buffer)."""
-    return buffer.view(-1)[: shape.numel()].view(shape)
-
-
-def _valid_and_differences(r: Tensor, w: Tensor, dim: int, scratch: tuple[Tensor, Tensor]
-                           ) -> tuple[Tensor, Tensor]:
-    """(valid pairs, forward differences) of a map r and its 0/1 mask w along `dim`, written
-    into the two work buffers."""
-    length = r.shape[dim]
-    shape = r.narrow(dim, 1, length - 1).shape
-    valid = torch.mul(w.narrow(dim, 1, length - 1), w.narrow(dim, 0, length - 1),
-                      out=_view(scratch[0], shape))
-    difference = torch.sub(r.narrow(dim, 1, length - 1), r.narrow(dim, 0, length - 1),
-                           out=_view(scratch[1], shape))
-    return valid, difference
-
-
-def _gradient_sums(residual: Tensor, weights: Tensor, scales: int,
-                   scratch: tuple[Tensor, Tensor]) -> Tensor:
-    """(K, B) sums of |dx R| + |dy R| over valid differences, scale k every 2^k-th pixel."""
-    sums = residual.new_zeros(scales, residual.shape[0])
-    for k in range(scales):
-        r = residual[:, :: 2**k, :: 2**k]
-        w = weights[:, :: 2**k, :: 2**k]
-        for dim in (1, 2):
-            if r.shape[dim] >= 2:
-                valid, difference = _valid_and_differences(r, w, dim, scratch)
-                sums[k] += difference.abs_().mul_(valid).flatten(1).sum(1)
-    return sums
-
-
-def _add_gradient_signs(grad: Tensor, residual: Tensor, weights: Tensor, grad_sums: Tensor,
-                        scratch: tuple[Tensor, Tensor]) -> None:
-    """grad += d(sum_k grad_sums[k] . gradient sums of scale k) / dR, in place."""
-    for k in range(grad_sums.shape[0]):
-        r = residual[:, :: 2**k, :: 2**k]
-        w = weights[:, :: 2**k, :: 2**k]
-        g = grad[:, :: 2**k, :: 2**k]  # a strided view: writes land in `grad`
-        for dim in (1, 2):
-            length = r.shape[dim]
-            if length < 2:
-                continue
-            valid, difference = _valid_and_differences(r, w, dim, scratch)
-            step = difference.sign_().mul_(valid).mul_(grad_sums[k][:, None, None])
-            g.narrow(dim, 1, length - 1).add_(step)
-            g.narrow(dim, 0, length - 1).sub_(step)
-
-
 class LstsqLossSums(torch.autograd.Function):
     """See the module docstring: (data sums (B,), gradient sums (K, B)) with a closed-form
     backward pass to `pred`. Temporaries go to two reused work buffers."""
@@ -128,7 +80,7 @@ class LstsqLossSums(torch.autograd.Function):
         residual = centred_p.mul_(per_image(scale, pred)).sub_(centred_t)
         residual.addcmul_(weights, per_image(offset_t - scale * offset_p, pred))
         data = image_sum(torch.mul(residual, residual, out=scratch)).to(pred.dtype)
-        grads = _gradient_sums(residual, weights, scales, (centred_t, scratch))
+        grads = gradient_sums(residual, weights, scales, (centred_t, scratch))
         ctx.save_for_backward(pred, mask, residual, count, mean_p, safe_var, scale, singular)
         return data, grads
 
@@ -140,7 +92,7 @@ class LstsqLossSums(torch.autograd.Function):
         grad = residual * per_image(2.0 * grad_data.to(torch.float64), residual)
         scratch = torch.empty_like(grad)
         if grad_grads.numel():
-            _add_gradient_signs(grad, residual, weights, grad_grads,
+            add_gradient_signs(grad, residual, weights, grad_grads,
                                 (scratch, torch.empty_like(grad)))
         centred_p = masked(pred, mask, weights)
         rounded = mean_p.to(pred.dtype)  # pred - mean_p as in the forward pass, exactly
