@@ -59,13 +59,18 @@ def test_channels_last_gives_the_same_losses(tmp_path, mixing, precision, tolera
         assert last == pytest.approx(plain, rel=tolerance), (results[False], results[True])
 
 
+def _straight_and_resumed(tmp_path, changes: dict, stop_after: int) -> tuple[dict, dict]:
+    """Final weights of a run straight through and of the same run stopped and resumed."""
+    straight = train(toy_config(tmp_path / "a", **changes), datasets=_datasets())
+    train(toy_config(tmp_path / "b", **changes), datasets=_datasets(), stop_after=stop_after)
+    resumed = train(toy_config(tmp_path / "b", **changes), datasets=_datasets(), resume=True)
+    return (load_file(straight.out_dir / "model.safetensors"),
+            load_file(resumed.out_dir / "model.safetensors"))
+
+
 def test_channels_last_resume_is_exact(tmp_path):
     changes = {"steps": 4, "checkpoint_every": 100, "channels_last": True}
-    straight = train(toy_config(tmp_path / "a", **changes), datasets=_datasets())
-    train(toy_config(tmp_path / "b", **changes), datasets=_datasets(), stop_after=2)
-    resumed = train(toy_config(tmp_path / "b", **changes), datasets=_datasets(), resume=True)
-    a = load_file(straight.out_dir / "model.safetensors")
-    b = load_file(resumed.out_dir / "model.safetensors")
+    a, b = _straight_and_resumed(tmp_path, changes, stop_after=2)
     for key in a:
         assert torch.equal(a[key], b[key]), key
 
@@ -106,11 +111,7 @@ def test_encoder_is_frozen_for_the_first_steps(tmp_path, mixing):
 def test_frozen_encoder_resumes_exactly(tmp_path):
     model = {**toy_config(tmp_path)["model"], "freeze_encoder_steps": 2}
     changes = {"steps": 4, "checkpoint_every": 100, "model": model}
-    straight = train(toy_config(tmp_path / "a", **changes), datasets=_datasets())
-    train(toy_config(tmp_path / "b", **changes), datasets=_datasets(), stop_after=1)
-    resumed = train(toy_config(tmp_path / "b", **changes), datasets=_datasets(), resume=True)
-    a = load_file(straight.out_dir / "model.safetensors")
-    b = load_file(resumed.out_dir / "model.safetensors")
+    a, b = _straight_and_resumed(tmp_path, changes, stop_after=1)
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
