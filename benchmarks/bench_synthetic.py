@@ -1,6 +1,7 @@
 """Throughput of the synthetic generator against straightforward baselines.
 
 Run: python benchmarks/bench_synthetic.py [--n 112] [--size 256] [--workers 2]
+     python benchmarks/bench_synthetic.py --per-family [--scenes 10]   # ms per scene family
 
 Prints samples per second of the full pipeline (render, annotate, write to disk in the real
 layout) over the training personalities of the default mix, measured in the same run for:
@@ -14,6 +15,10 @@ layout) over the training personalities of the default mix, measured in the same
 Also prints CPU milliseconds per sample of each run (parent plus finished workers), which is
 less affected by other work on a shared machine than wall time, and the rate two otherwise
 idle cores would reach at that CPU cost. Timings are noisy when the machine is busy.
+
+With --per-family it prints instead the CPU milliseconds per image of `render_family` (the
+scene, ray casting, shading and camera effects; no annotation or writing) for every family,
+one process, --scenes scenes each.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixdepth.synthetic import TRAIN_FAMILIES, render_family
+from mixdepth.synthetic import FAMILIES, HELDOUT_FAMILIES, TRAIN_FAMILIES, render_family
 from mixdepth.synthetic.personalities import PERSONALITIES
 from mixdepth.synthetic.render import luminance_depth_correlation
 from mixdepth.synthetic.textures import warm_pool
@@ -72,12 +77,34 @@ def run_unculled(out: Path, n: int, size: int) -> tuple[float, float]:
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
+def family_milliseconds(size: int, scenes: int) -> dict[str, float]:
+    """{family: CPU ms per image of render_family at size x size}, one process."""
+    render_family("indoor", np.random.default_rng(0), 32, 32)  # warm-up: textures, imports
+    result = {}
+    for family in FAMILIES:
+        cpu = cpu_seconds()
+        for i in range(scenes):
+            render_family(family, np.random.default_rng([7, i]), size, size)
+        result[family] = 1000 * (cpu_seconds() - cpu) / scenes
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=112, help="samples per measured run")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--per-family", action="store_true",
+                        help="CPU ms per image of each scene family instead")
+    parser.add_argument("--scenes", type=int, default=10, help="with --per-family")
     args = parser.parse_args()
+    if args.per_family:
+        warm_pool()
+        print(f"render_family, {args.size}x{args.size}, one process, {args.scenes} scenes each")
+        for family, ms in family_milliseconds(args.size, args.scenes).items():
+            kind = "held out" if family in HELDOUT_FAMILIES else "training"
+            print(f"  {family:12s} ({kind:8s}) {ms:6.0f} ms CPU per image")
+        return
 
     warm_pool()  # the shared texture pool is built once per process
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,8 +134,8 @@ def main() -> None:
           f"{rate_one / rate_naive:.2f}x from culling, {rate_par / rate_naive:.2f}x overall")
     print(f"  target >= 20 samples/s with {args.workers} workers: "
           f"{'met' if rate_par >= 20 else 'NOT met'} on this machine at this load")
-    renders = [render_family(TRAIN_FAMILIES[i % 3], np.random.default_rng([100, i]), 64, 64)
-               for i in range(60)]
+    renders = [render_family(TRAIN_FAMILIES[i % len(TRAIN_FAMILIES)],
+                             np.random.default_rng([100, i]), 64, 64) for i in range(60)]
     print(f"  luminance vs log depth, Pearson r pooled over 60 training-family images (64 px): "
           f"{luminance_depth_correlation(renders):+.3f}")
     print(f"  CPU-bound estimate for {args.workers} otherwise idle cores: "
