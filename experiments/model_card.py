@@ -1,8 +1,10 @@
 """Figures of docs/model-card.md for a trained model: a gallery and ordinal checks on real photos.
 
     python experiments/model_card.py [--weights FILE] [--out docs/images/model-card]
+        [--heldout DIR [--sizes N ...] [--limit N]] [--reference FILE]
 
-The photos are the real photographs that ship with scikit-image; the model never saw them.
+It first prints the time of `predict` on a 640 x 480 photo. The photos are the real
+photographs that ship with scikit-image; the model never saw them.
 Checks (all invariant to the unknown scale and shift of relative inverse depth):
 - "bottom nearer than top": mean predicted disparity of the bottom 15 % of rows is larger than
   that of the top 30 % (ground or table plane in front, sky or far wall behind);
@@ -140,6 +142,37 @@ def gallery(predictor: Predictor, out: Path, height: int = 200) -> Path:
     return path
 
 
+def photo_timing(weights: Path | None, repeats: int = 7) -> str:
+    """Build time of the predictor and median time of `predict` on a 640 x 480 photo (coffee
+    resized), with every core torch and onnxruntime use by default."""
+    import time
+
+    rgb = Image.open(photo("coffee.png")).convert("RGB").resize((640, 480), Image.BICUBIC)
+    image = np.asarray(rgb, dtype=np.float32) / 255
+    start = time.perf_counter()
+    predictor = Predictor(weights=weights)
+    built = time.perf_counter() - start
+    predictor.predict(image)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictor.predict(image)
+        times.append(time.perf_counter() - start)
+    return (f"{predictor}: 640x480 photo {1000 * float(np.median(times)):.1f} ms (median of "
+            f"{repeats}, {torch.get_num_threads()} threads), predictor built in {built:.2f} s")
+
+
+def mean_relative_difference(predictor: Predictor, reference: Path) -> list[tuple[str, float]]:
+    """Per gallery photo: mean |map - reference map| / mean |reference map| (e.g. a float16
+    copy of a weights file against its float32 original)."""
+    other = Predictor(weights=reference, runtime="torch")
+    rows = []
+    for name in GALLERY:
+        ours, theirs = predictor.predict(photo(name)), other.predict(photo(name))
+        rows.append((name, float(np.abs(ours - theirs).mean() / np.abs(theirs).mean())))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None)
@@ -150,9 +183,15 @@ def main() -> None:
                         help="with --heldout: evaluate at these working sizes too")
     parser.add_argument("--limit", type=int, default=None,
                         help="with --heldout: at most this many images per family")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="weights to compare the maps with (mean relative difference)")
     args = parser.parse_args()
 
+    print(photo_timing(args.weights))
     predictor = Predictor(weights=args.weights)
+    if args.reference is not None:
+        for name, difference in mean_relative_difference(predictor, args.reference):
+            print(f"{name}: mean relative difference to {args.reference.name} {difference:.1e}")
     print(f"gallery: {gallery(predictor, args.out)}")
 
     print("\n| photo | bottom-minus-top disparity (in std units) | bottom nearer? |")
