@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from mixdepth.errors import AlignmentError, ConfigError
+from mixdepth.outputs import back_project as metric_point_cloud  # public here, for metric depth
+from mixdepth.outputs import camera_from_fov
 
 # A hint is an inlier when the fitted depth is within this relative error of its own depth,
 # |depth_fit - depth_hint| / depth_hint <= INLIER_THRESHOLD (see docs/align.md: above the error
@@ -500,35 +502,6 @@ def align_to_hints(
         bootstrap_scale=boot_scale,
         bootstrap_shift=boot_shift,
     )
-
-
-def camera_from_fov(width: int, height: int, fov: float) -> tuple[float, float, float, float]:
-    """(fx, fy, cx, cy) of a pinhole camera with horizontal field of view `fov` degrees,
-    square pixels and the principal point at the image centre (pixel centres at integers)."""
-    if not 0 < fov < 180:
-        raise ConfigError(f"--fov must be between 0 and 180 degrees, got {fov}")
-    focal = (width / 2.0) / math.tan(math.radians(fov) / 2.0)
-    return focal, focal, (width - 1) / 2.0, (height - 1) / 2.0
-
-
-def metric_point_cloud(
-    depth: np.ndarray, fx: float, fy: float, cx: float, cy: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Back-project metric depth (H, W) (0 = invalid) -> points float32 (N, 3) in metres and
-    the flat pixel indices (N,) they come from.
-
-    z-depth, pinhole intrinsics in pixels (pixel centres at integers); coordinates x right,
-    y up, camera looking down -z, as `mixdepth.outputs.point_cloud`.
-    """
-    for name, value in (("fx", fx), ("fy", fy)):
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"--{name} must be a positive focal length in pixels, got {value}")
-    depth = np.asarray(depth, np.float32)
-    keep = np.isfinite(depth) & (depth > 0)
-    v, u = np.nonzero(keep)
-    z = depth[v, u].astype(np.float64)
-    points = np.stack([(u - cx) * z / fx, -(v - cy) * z / fy, -z], axis=1).astype(np.float32)
-    return points, np.flatnonzero(keep)
 
 
 __all__ = [

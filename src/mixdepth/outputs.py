@@ -124,6 +124,35 @@ def side_by_side(
     return np.concatenate([to_uint8_rgb(image), colorize(disparity, colormap, lo, hi)], axis=1)
 
 
+def camera_from_fov(width: int, height: int, fov: float) -> tuple[float, float, float, float]:
+    """(fx, fy, cx, cy) of a pinhole camera with horizontal field of view `fov` degrees,
+    square pixels and the principal point at the image centre (pixel centres at integers)."""
+    if not 0 < fov < 180:
+        raise ConfigError(f"--fov must be between 0 and 180 degrees, got {fov}")
+    focal = (width / 2.0) / math.tan(math.radians(fov) / 2.0)
+    return focal, focal, (width - 1) / 2.0, (height - 1) / 2.0
+
+
+def back_project(
+    depth: np.ndarray, fx: float, fy: float, cx: float, cy: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Back-project a depth map (H, W) (0 or non-finite = no point) -> points float32 (N, 3)
+    in the depth's units and the flat pixel indices (N,) they come from.
+
+    z-depth, pinhole intrinsics in pixels (pixel centres at integers); coordinates: x right,
+    y up, camera looking down -z (the OpenGL convention viewers expect).
+    """
+    for name, value in (("fx", fx), ("fy", fy)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--{name} must be a positive focal length in pixels, got {value}")
+    depth = np.asarray(depth, np.float32)
+    keep = np.isfinite(depth) & (depth > 0)
+    v, u = np.nonzero(keep)
+    z = depth[v, u].astype(np.float64)
+    points = np.stack([(u - cx) * z / fx, -(v - cy) * z / fy, -z], axis=1).astype(np.float32)
+    return points, np.flatnonzero(keep)
+
+
 def point_cloud(
     disparity: np.ndarray, image: np.ndarray, fov: float = 60.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -137,23 +166,18 @@ def point_cloud(
     pixels; coordinates: x right, y up, camera looking down -z (the OpenGL convention viewers
     expect).
     """
-    if not 0 < fov < 180:
-        raise ConfigError(f"--fov must be between 0 and 180 degrees, got {fov}")
     d = np.asarray(disparity, dtype=np.float32)
-    height, width = d.shape
+    camera = camera_from_fov(d.shape[1], d.shape[0], fov)
     finite = np.isfinite(d)
     peak = float(d[finite].max()) if finite.any() else 0.0
     if not peak > 0:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
     relative = np.where(finite, d / peak, 0.0)
     keep = relative >= MIN_RELATIVE_DISPARITY
-    z = 1.0 / relative[keep]
-    focal = (width / 2.0) / math.tan(math.radians(fov) / 2.0)
-    v, u = np.nonzero(keep)
-    x = (u - (width - 1) / 2.0) * z / focal
-    y = -(v - (height - 1) / 2.0) * z / focal
-    points = np.stack([x, y, -z], axis=1).astype(np.float32)
-    return points, to_uint8_rgb(image)[keep]
+    depth = np.zeros_like(relative)
+    depth[keep] = 1.0 / relative[keep]
+    points, index = back_project(depth, *camera)
+    return points, to_uint8_rgb(image).reshape(-1, 3)[index]
 
 
 def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray) -> None:
