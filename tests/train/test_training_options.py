@@ -3,6 +3,7 @@ in the last step and the metadata of weights trained from a given model."""
 
 import dataclasses
 import json
+import math
 import os
 import signal
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ToyDepthDataset, toy_config
+from conftest import TINY_MODEL, ToyDepthDataset, toy_config
 from mixdepth.errors import ConfigError
 from mixdepth.models import create, load_model
 from mixdepth.models.checkpoints import read_metadata
@@ -248,6 +249,7 @@ def test_new_keys_are_checked(tmp_path):
         ({"time_budget": "soon"}, r"^time_budget: expected a number"),
         ({"model": {"freeze_encoder_steps": -1}}, r"^model\.freeze_encoder_steps: must not"),
         ({"model": {"freeze_encoder_batchnorm": 1}}, r"^model\.freeze_encoder_batchnorm: expe"),
+        ({"loss": {"scale_anchor": -0.1}}, r"^loss\.scale_anchor: must not be negative"),
     ]:
         with pytest.raises(ConfigError, match=message):
             load_config({**base, **change}, check_paths=False)
@@ -265,3 +267,52 @@ def test_pretrained_imagenet_starts_the_encoder_from_the_wheel(tmp_path):
     expected = convert_lite_state(read_lite_state(0), trainer.model.pretrained)
     for key, value in trainer.model.pretrained.state_dict().items():
         assert torch.equal(value, expected[key]), key
+
+
+# ---------------------------------------------------------------------------- scale anchor
+
+
+@pytest.mark.parametrize("kind", ["trim", "mse", "ordinal"])
+def test_scale_anchor_adds_only_a_term_of_the_output_scale(kind):
+    from mixdepth.train.trainer import DatasetLoss
+
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.rand(3, 16, 16, generator=gen, dtype=torch.float64) + 0.1
+    part = {"disparity": torch.rand(3, 16, 16, generator=gen, dtype=torch.float64) + 0.1,
+            "mask": torch.rand(3, 16, 16, generator=gen) > 0.3,
+            "pairs": torch.tensor([[[1, 2, 3, 4, 1]] * 2] * 3, dtype=torch.float64)}
+    plain = DatasetLoss(kind, 0.5, 2, "image")
+    anchored = DatasetLoss(kind, 0.5, 2, "image", scale_anchor=0.25)
+    for scale in (1.0, 7.0, 1e6):
+        base, terms = plain(scale * pred, part)
+        total, anchored_terms = anchored(scale * pred, part)
+        assert "anchor" not in terms
+        expected = (scale * pred).flatten(1).mean(1).log().square().mean()
+        torch.testing.assert_close(anchored_terms["anchor"], expected)
+        torch.testing.assert_close(total, base + 0.25 * expected)
+    # an image whose mean prediction is 1 pays nothing
+    unit = pred / pred.flatten(1).mean(1).view(-1, 1, 1)
+    assert float(anchored(unit, part)[1]["anchor"]) < 1e-20
+
+
+def test_scale_anchor_pulls_the_output_mean_towards_one(tmp_path):
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def distance_from_one(anchor):
+        options = {**TINY_MODEL["options"], "head_activation": "softplus"}
+        model = {"name": "tiny", "options": options}
+        config = toy_config(tmp_path, steps=40, loss={"kind": "trim", "scale_anchor": anchor},
+                            model=model, out_dir=str(tmp_path / f"run{anchor}"),
+                            optimizer={"lr_encoder": 1e-3, "lr_decoder": 0.01})
+        trainer = Trainer(load_config(config, check_paths=False), datasets=_datasets())
+        last = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.bias += 6.0  # start with outputs far above 1
+        trainer.run()
+        trainer.model.eval()
+        with torch.no_grad():
+            out = trainer.forward_disparity(trainer.model, images)
+        return abs(math.log(float(out.mean())))
+
+    free, anchored = distance_from_one(0.0), distance_from_one(1.0)
+    assert anchored < 0.5 * free

@@ -71,12 +71,14 @@ class DatasetConfig:
 class LossConfig:
     """kind: loss of every dense dataset without its own `loss` (see LossKind); alpha: weight
     of the multi-scale gradient-matching term (SSI kinds only); scales: its number of scales;
-    reduction: image (mean of per-image losses) or batch (pixels pooled over the batch)."""
+    reduction: image (mean of per-image losses) or batch (pixels pooled over the batch);
+    scale_anchor: weight of the term that holds each image's mean prediction near 1."""
 
     kind: LossKind = "trim"
     alpha: float = 0.5
     scales: int = 4
     reduction: Literal["image", "batch"] = "image"
+    scale_anchor: float = 0.0
 
 
 @dataclass
@@ -271,6 +273,7 @@ def _check_values(config: TrainConfig, check_paths: bool) -> None:
         "optimizer.weight_decay": config.optimizer.weight_decay,
         "optimizer.eps": config.optimizer.eps,
         "loss.alpha": config.loss.alpha,
+        "loss.scale_anchor": config.loss.scale_anchor,
     }.items():
         if value < 0:
             raise ConfigError(f"{key}: must not be negative, got {value}")

@@ -118,14 +118,19 @@ def collate_slots(items: list) -> dict:
 class DatasetLoss(nn.Module):
     """The loss of one dataset: an SSI loss (mse | mae | trim) + gradient matching, a baseline
     (plain | silog | shift, no gradient term) or the ordinal ranking loss.
+    All of them ignore the output's scale, which then drifts freely; scale_anchor > 0 adds
+    scale_anchor * mean_i log(mean of image i's prediction)^2, which holds the mean output of
+    an image near 1 and changes no invariant term.
     forward(pred (B,H,W) disparity, batch part) -> (total, {term: value})."""
 
-    def __init__(self, kind: str, alpha: float, scales: int, reduction: str):
+    def __init__(self, kind: str, alpha: float, scales: int, reduction: str,
+                 scale_anchor: float = 0.0):
         super().__init__()
         from mixdepth import losses
 
         self.kind = kind
         self.reduction = reduction
+        self.scale_anchor = scale_anchor
         self.ssi = (
             losses.ScaleShiftInvariantLoss(kind=kind, alpha=alpha, scales=scales,
                                            reduction=reduction)
@@ -139,12 +144,20 @@ class DatasetLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, part: dict) -> tuple[torch.Tensor, dict]:
         if self.ssi is not None:
-            return self.ssi(pred, part["disparity"], part["mask"])
-        if self.kind == "ordinal":
+            loss, terms = self.ssi(pred, part["disparity"], part["mask"])
+        elif self.kind == "ordinal":
             loss = self.function(pred, part["pairs"], reduction=self.reduction)
-            return loss, {"ordinal": loss}
-        loss = self.function(pred, part["disparity"], part["mask"], reduction=self.reduction)
-        return loss, {"data": loss}
+            terms = {"ordinal": loss}
+        else:
+            loss = self.function(pred, part["disparity"], part["mask"],
+                                 reduction=self.reduction)
+            terms = {"data": loss}
+        if self.scale_anchor > 0:
+            image_means = pred.flatten(1).mean(dim=1).clamp(min=1e-6)
+            anchor = image_means.log().square().mean()
+            loss = loss + self.scale_anchor * anchor
+            terms = {**terms, "anchor": anchor}
+        return loss, terms
 
 
 def _select(batch: dict, rows: torch.Tensor) -> dict:
@@ -361,7 +374,8 @@ class Trainer:
             )
         self.loss_kinds = self._loss_kinds()
         self.losses = [
-            DatasetLoss(kind, config.loss.alpha, config.loss.scales, config.loss.reduction)
+            DatasetLoss(kind, config.loss.alpha, config.loss.scales, config.loss.reduction,
+                        config.loss.scale_anchor)
             for kind in self.loss_kinds
         ]
         self.model = (model if model is not None else self._build_model()).to(self.device)
