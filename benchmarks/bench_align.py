@@ -107,7 +107,7 @@ def oracle(prediction: np.ndarray, truth: np.ndarray, scored: np.ndarray, cap: f
 
 def run(n_per_set: int, size: int, draws: int, seed: int) -> dict:
     """Per set: oracle scores (list over images) and scores[(method, K, share)] (list)."""
-    from mixdepth.predict import Predictor
+    from mixdepth.inference import Predictor
 
     predictor = Predictor()
     results = {}

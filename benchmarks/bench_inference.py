@@ -47,12 +47,12 @@ from pathlib import Path
 import torch
 
 from mixdepth import models
-from mixdepth.export import INPUT_NAME, export_onnx
-from mixdepth.predict import (
+from mixdepth.inference import (
     compile_for_inference,
     max_relative_difference,
     optimize_for_inference,
 )
+from mixdepth.inference.onnx import INPUT_NAME, export_onnx
 
 
 def random_model(name: str, seed: int = 0) -> torch.nn.Module:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "predict"))
 from predict_helpers import official_shape, random_midas_small  # noqa: E402
 
-from mixdepth.predict import Predictor, build_model, default_weights_path
+from mixdepth.inference import Predictor, build_model, default_weights_path
 
 PHOTO_NAME = "motorcycle_left.png"
 

@@ -20,8 +20,8 @@ import torch
 
 from bench_inference import time_min
 from mixdepth import models
+from mixdepth.inference import max_relative_difference
 from mixdepth.models.efficientnet import SamePadConv2d
-from mixdepth.predict import max_relative_difference
 
 
 def strided_convs(size: int, batch: int) -> list[tuple[str, SamePadConv2d, torch.Tensor]]:

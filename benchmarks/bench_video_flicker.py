@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from mixdepth import models
+from mixdepth.inference import Predictor
 from mixdepth.outputs import minmax_normalize
-from mixdepth.predict import Predictor
 from mixdepth.video import TemporalStabilizer
 
 

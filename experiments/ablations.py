@@ -217,7 +217,7 @@ def claim(run_dir: Path) -> bool:
 
 
 def run_study(study: str, args: argparse.Namespace) -> None:
-    from mixdepth.predict import Predictor
+    from mixdepth.inference import Predictor
     from mixdepth.train import train
 
     for seed in args.seeds:
@@ -243,7 +243,7 @@ def run_study(study: str, args: argparse.Namespace) -> None:
 def rescore(args: argparse.Namespace) -> None:
     """Evaluate the model of every finished run again and update its result.json (the
     training time is kept)."""
-    from mixdepth.predict import Predictor
+    from mixdepth.inference import Predictor
 
     study = "*" if args.study == "all" else args.study
     paths = sorted(args.out.glob(f"{study}/*/seed*/result.json"))
@@ -280,7 +280,7 @@ def reference_rows(heldout: Path) -> dict[str, dict]:
     """The same protocol for two trivial predictors: constant, and "lower is nearer"."""
     from model_card import ImagePrior
 
-    from mixdepth.predict import Predictor
+    from mixdepth.inference import Predictor
 
     return {
         label: heldout_metrics(

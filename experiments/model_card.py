@@ -29,9 +29,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from mixdepth.inference import Predictor, read_image_file
 from mixdepth.metrics import whdr
 from mixdepth.outputs import colorize
-from mixdepth.predict import Predictor, read_image_file
 
 GALLERY = ("motorcycle_left.png", "rocket.jpg", "coffee.png", "chelsea.png", "astronaut.png")
 BOTTOM_NEARER = ("motorcycle_left.png", "rocket.jpg", "coffee.png")

@@ -341,7 +341,7 @@ def test_align_command_round_trip(tmp_path, monkeypatch, capsys):
 
 
 def test_predict_with_hints_uses_the_default_model(tmp_path, monkeypatch, capsys):
-    from mixdepth.predict import Predictor
+    from mixdepth.inference import Predictor
 
     rng = np.random.default_rng(0)
     rgb = (rng.uniform(0, 1, (48, 64, 3)) * np.linspace(0.2, 1, 64)[None, :, None] * 255)

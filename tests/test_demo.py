@@ -7,7 +7,7 @@ from mixdepth.demo import DemoSettings, photo_paths, run_demo
 
 @pytest.mark.slow
 def test_quick_demo_runs_every_stage(tmp_path, monkeypatch):
-    monkeypatch.setattr("mixdepth.predict.default_weights_path", lambda: None)
+    monkeypatch.setattr("mixdepth.inference.config.default_weights_path", lambda: None)
     result = run_demo(tmp_path / "demo", DemoSettings.quick())
     outputs = result["outputs"]
     assert outputs["synthetic mix"].is_file()

@@ -86,7 +86,7 @@ def run_demo(out: str | Path = "demo", settings: DemoSettings | None = None) -> 
     """Run every stage into `out`; returns {"table": markdown, "outputs": {what: path}}."""
     from mixdepth.eval import evaluate
     from mixdepth.eval.report import markdown_table
-    from mixdepth.predict import Predictor, default_weights_path
+    from mixdepth.inference import Predictor, default_weights_path
     from mixdepth.synthetic.writer import generate_preset
     from mixdepth.train import train
 
@@ -179,8 +179,8 @@ def run_demo(out: str | Path = "demo", settings: DemoSettings | None = None) -> 
 
 def write_photo_predictions(predictor, photos: list[Path], out: Path) -> list[Path]:
     """Colour PNG + PFM of each photo's relative inverse depth into `out`."""
+    from mixdepth.inference import read_image_file
     from mixdepth.outputs import write_outputs
-    from mixdepth.predict import read_image_file
 
     written = []
     for path in photos:

@@ -90,8 +90,8 @@ def test_exit_codes(tmp_path, monkeypatch):
 
 def test_tiny_model_path_matches_its_own_bilinear_predictions(tmp_path):
     from mixdepth.data import create_dataset
+    from mixdepth.inference import Predictor
     from mixdepth.models import save_weights
-    from mixdepth.predict import Predictor
 
     fx = eval_layouts.kitti(tmp_path / "kitti")
     predictor = Predictor("tiny")

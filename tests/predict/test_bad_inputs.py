@@ -14,7 +14,7 @@ from predict_helpers import random_image
 from typer.testing import CliRunner
 
 from mixdepth.cli import app
-from mixdepth.predict import Predictor, default_weights_path, max_relative_difference
+from mixdepth.inference import Predictor, default_weights_path, max_relative_difference
 
 pytestmark = pytest.mark.skipif(default_weights_path() is None, reason="no bundled weights")
 

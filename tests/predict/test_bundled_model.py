@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mixdepth.cli import app
+from mixdepth.inference import default_weights_path
 from mixdepth.io.pfm import read_pfm
-from mixdepth.predict import default_weights_path
 
 skimage = pytest.importorskip("skimage")
 PHOTOS = Path(skimage.__file__).parent / "data"

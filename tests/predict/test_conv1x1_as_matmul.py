@@ -3,8 +3,8 @@ import logging
 import torch
 from predict_helpers import random_tiny
 
-import mixdepth.predict as predict_module
-from mixdepth.predict import (
+import mixdepth.inference.graph as graph_module
+from mixdepth.inference import (
     conv1x1_as_matmul,
     fold_batch_norm,
     max_relative_difference,
@@ -62,14 +62,14 @@ def test_falls_back_when_the_output_changes(monkeypatch, caplog):
     with torch.inference_mode():
         reference = model(x)
 
-    right_matmul = predict_module._conv_as_matmul
+    right_matmul = graph_module._conv_as_matmul
 
     def wrong_matmul(conv):  # a 1x1 convolution that adds 1
         forward = right_matmul(conv)
         return forward and (lambda x, weight, bias: forward(x, weight, bias) + 1.0)
 
-    monkeypatch.setattr(predict_module, "_conv_as_matmul", wrong_matmul)
-    with caplog.at_level(logging.WARNING, logger="mixdepth.predict"):
+    monkeypatch.setattr(graph_module, "_conv_as_matmul", wrong_matmul)
+    with caplog.at_level(logging.WARNING, logger="mixdepth.inference.graph"):
         fast = conv1x1_as_matmul(model)
     assert "running plain ones" in caplog.text
     assert replaced_convs(fast) == []

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from mixdepth import models
 from mixdepth.cli import app
 from mixdepth.errors import FileFormatError, MixdepthError
-from mixdepth.export import INPUT_NAME, compare_onnx, export_onnx, read_onnx_config
-from mixdepth.predict import InferenceConfig, Predictor, max_relative_difference
+from mixdepth.inference import InferenceConfig, Predictor, max_relative_difference
+from mixdepth.inference.onnx import INPUT_NAME, compare_onnx, export_onnx, read_onnx_config
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from predict_helpers import official_shape, random_midas_small
 
 from mixdepth import models
 from mixdepth.data.transforms import network_input_shape
-from mixdepth.predict import Predictor
+from mixdepth.inference import Predictor
 
 cv2 = pytest.importorskip("cv2")
 skimage = pytest.importorskip("skimage")

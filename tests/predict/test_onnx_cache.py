@@ -1,4 +1,5 @@
-"""The default CPU path: onnxruntime on an ONNX export cached on disk (mixdepth.onnx_cache)."""
+"""The default CPU path: onnxruntime on an ONNX export cached on disk
+(mixdepth.inference.onnx_cache)."""
 
 import logging
 import os
@@ -11,8 +12,7 @@ import pytest
 import torch
 from predict_helpers import random_image, random_tiny
 
-from mixdepth import onnx_cache
-from mixdepth.predict import Predictor, max_relative_difference
+from mixdepth.inference import Predictor, max_relative_difference, onnx_cache
 
 pytest.importorskip("onnxruntime")
 
@@ -64,7 +64,7 @@ def test_another_process_reuses_the_entry(cache, tiny_model, tiny_weights):
     folder, exports = cache
     Predictor(weights=tiny_weights)
     assert len(exports) == 1
-    code = ("from mixdepth import onnx_cache; from mixdepth.predict import build_model; "
+    code = ("from mixdepth.inference import build_model, onnx_cache; "
             f"print(onnx_cache.cached_session(build_model(None, {str(tiny_weights)!r}))[1])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ), check=True, timeout=300)
@@ -145,7 +145,7 @@ def test_concurrent_writers_leave_a_complete_entry(tmp_path):
 
 def test_two_processes_exporting_at_once(cache, tiny_weights):
     folder, _ = cache
-    code = ("from mixdepth.predict import Predictor; "
+    code = ("from mixdepth.inference import Predictor; "
             f"print(Predictor(weights={str(tiny_weights)!r}).runtime)")
     runs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=dict(os.environ))

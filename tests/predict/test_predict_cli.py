@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from mixdepth.cli import app, main
 from mixdepth.cli.predict import collect_inputs, output_names
-from mixdepth.predict import Predictor, max_relative_difference
+from mixdepth.inference import Predictor, max_relative_difference
 
 
 def save(path: Path, rgb: np.ndarray) -> Path:

@@ -138,7 +138,7 @@ def test_parse_formats_and_colormaps():
 
 
 def test_compiled_predictor_matches_eager(tiny_model):
-    from mixdepth.predict import Predictor, max_relative_difference
+    from mixdepth.inference import Predictor, max_relative_difference
 
     image = np.random.default_rng(0).random((48, 80, 3)).astype(np.float32)
     eager = Predictor(tiny_model, optimize=False).predict(image)

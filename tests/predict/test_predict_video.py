@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from mixdepth.cli import app
 from mixdepth.errors import FileFormatError
-from mixdepth.predict import Predictor, max_relative_difference
+from mixdepth.inference import Predictor, max_relative_difference
 from mixdepth.video import TemporalStabilizer, VideoWriter, predict_video, read_frames, video_info
 
 

@@ -6,10 +6,10 @@ from PIL import Image
 from predict_helpers import random_image, random_tiny, with_input_size
 
 import mixdepth
-import mixdepth.predict as predict_module
+import mixdepth.inference.config as config_module
 from mixdepth.data.transforms import network_input_shape
 from mixdepth.errors import ConfigError, MixdepthError
-from mixdepth.predict import (
+from mixdepth.inference import (
     Predictor,
     fold_batch_norm,
     max_relative_difference,
@@ -174,7 +174,7 @@ def test_weights_file_loaded_and_missing_file_reported(tmp_path, tiny_model, tin
 
 
 def test_default_weights_when_shipped(monkeypatch, tiny_weights):
-    monkeypatch.setattr(predict_module, "default_weights_path", lambda: tiny_weights)
+    monkeypatch.setattr(config_module, "default_weights_path", lambda: tiny_weights)
     image = random_image(32, 32)
     default = Predictor()
     assert default.config.name == "tiny"
@@ -183,13 +183,13 @@ def test_default_weights_when_shipped(monkeypatch, tiny_weights):
 
 
 def test_no_default_weights_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(predict_module, "default_weights_path", lambda: None)
+    monkeypatch.setattr(config_module, "default_weights_path", lambda: None)
     with pytest.raises(MixdepthError, match="--weights PATH.*--model NAME"):
         Predictor()
 
 
 def test_default_weights_path_points_into_the_package():
-    path = predict_module.default_weights_path()
+    path = config_module.default_weights_path()
     assert path is None or (path.is_file() and path.name == "default.safetensors")
 
 
@@ -222,7 +222,7 @@ def test_tiny_and_sliver_images(predictor, shape):
 def test_models_without_batch_norm_are_not_copied():
     from torch import nn
 
-    from mixdepth.predict import optimize_for_inference
+    from mixdepth.inference import optimize_for_inference
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 1))
     assert optimize_for_inference(net) is net

@@ -20,9 +20,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mixdepth.cli import app
+from mixdepth.inference import Predictor, to_rgb_array
 from mixdepth.io import read_pfm
 from mixdepth.outputs import COLORMAPS, colormap_lut, minmax_normalize
-from mixdepth.predict import Predictor, to_rgb_array
 from mixdepth.serve import DepthService
 from mixdepth.serve.app import STATIC, create_app, make_server
 from mixdepth.serve.service import example_png

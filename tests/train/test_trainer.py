@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 
 from conftest import TINY_MODEL, ToyDepthDataset, toy_config
 from mixdepth.errors import ConfigError
+from mixdepth.inference import Predictor
 from mixdepth.models.checkpoints import load_model, read_metadata
-from mixdepth.predict import Predictor
 from mixdepth.train import Trainer, train
 from mixdepth.train.config import load_config
 from mixdepth.train.samplers import Slot

@@ -34,8 +34,8 @@ def export(
     from rich.console import Console
 
     from mixdepth.errors import ConfigError, MixdepthError
-    from mixdepth.export import compare_onnx, export_onnx
-    from mixdepth.predict import build_model
+    from mixdepth.inference import build_model
+    from mixdepth.inference.onnx import compare_onnx, export_onnx
 
     if format != "onnx":
         raise ConfigError(f"--format: only onnx is supported, got {format!r}")

@@ -199,8 +199,8 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mixdepth.errors import ConfigError, MixdepthError
+    from mixdepth.inference import Predictor, to_rgb_array
     from mixdepth.outputs import check_colormap, output_path, parse_formats, write_outputs
-    from mixdepth.predict import Predictor, to_rgb_array
     from mixdepth.video import is_video, predict_video, video_info
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)

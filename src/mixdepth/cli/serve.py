@@ -41,7 +41,7 @@ def serve(
     from rich.markup import escape
 
     from mixdepth.errors import MixdepthError
-    from mixdepth.predict import Predictor
+    from mixdepth.inference import Predictor
 
     try:
         from mixdepth.serve.app import create_app, make_server

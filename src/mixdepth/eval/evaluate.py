@@ -86,7 +86,7 @@ class ModelPredictions:
 
     def __init__(self, model, weights: str | Path | None = None, device: str = "cpu",
                  input_size: int | None = None):
-        from mixdepth.predict import Predictor
+        from mixdepth.inference import Predictor
 
         if isinstance(model, Predictor):
             self.predictor = model

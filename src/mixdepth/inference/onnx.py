@@ -25,6 +25,8 @@ from torch import nn
 
 from mixdepth.data.transforms import network_input_shape
 from mixdepth.errors import ConfigError, FileFormatError, MixdepthError
+from mixdepth.inference.config import InferenceConfig
+from mixdepth.inference.graph import max_relative_difference
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,6 @@ def export_onnx(
     to torchscript if it fails). Check the result with `compare_onnx` at sizes other than
     the example (the CLI does).
     """
-    from mixdepth.predict import InferenceConfig
-
     if exporter not in EXPORTERS:
         raise ConfigError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     config = InferenceConfig.of(model.config)
@@ -138,8 +138,6 @@ def read_onnx_config(path: str | Path):
     """The InferenceConfig stored in an ONNX file written by `export_onnx`."""
     import onnx
 
-    from mixdepth.predict import InferenceConfig
-
     path = Path(path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
@@ -167,8 +165,6 @@ def compare_onnx(
     """Max relative difference between onnxruntime and PyTorch outputs over random normalised
     images of the given (height, width) sizes (the worst over the sizes)."""
     import onnxruntime as ort
-
-    from mixdepth.predict import max_relative_difference
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(seed)

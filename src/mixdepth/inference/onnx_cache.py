@@ -34,7 +34,11 @@ import uuid
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
+
+from mixdepth.inference.graph import max_relative_difference
+from mixdepth.inference.onnx import export_onnx
+from mixdepth.inference.runtimes import OnnxSession
 
 log = logging.getLogger(__name__)
 
@@ -167,39 +171,15 @@ def prune(directory: Path, keep: Path) -> None:
 
 def export_bytes(model: nn.Module) -> bytes:
     """`model` exported to ONNX (dynamic batch, height and width) as bytes."""
-    from mixdepth.export import export_onnx
-
     with tempfile.TemporaryDirectory(prefix="mixdepth-export-") as folder:
         path, _ = export_onnx(model, Path(folder) / "model.onnx",
                               exporter=EXPORT_OPTIONS["exporter"], opset=EXPORT_OPTIONS["opset"])
         return path.read_bytes()
 
 
-class OnnxSession:
-    """An onnxruntime CPU session over ONNX bytes: normalised (B, 3, h, w) -> (B, h, w)."""
-
-    def __init__(self, payload: bytes, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        # Threads that spin after a run would take the cores from the PyTorch work (resizing)
-        # that follows each run.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, x: Tensor) -> Tensor:
-        array = x.detach().to(torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
-
-
 def check_session(session: OnnxSession, model: nn.Module,
                   sizes: tuple[tuple[int, int], ...] = ((64, 96), (96, 64))) -> float:
     """Max relative difference between `session` and `model` on random normalised inputs."""
-    from mixdepth.predict import max_relative_difference
-
     generator = torch.Generator().manual_seed(0)
     inputs = [torch.randn(1, 3, height, width, generator=generator) for height, width in sizes]
     with torch.inference_mode():

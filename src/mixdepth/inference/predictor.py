@@ -22,9 +22,9 @@ one-by-one prediction.
 
 The default path on the CPU in float32 (`optimize=True, runtime="auto"`) runs the network in
 onnxruntime: it is exported to ONNX once per set of weights and the export is cached on disk
-for later processes (`mixdepth.onnx_cache`). Where that is impossible (onnxruntime missing, an
-export that fails its check, another device or dtype) it runs a copy of the model prepared
-for PyTorch inference: batch norm folded into the preceding convolutions, channels-last
+for later processes (`mixdepth.inference.onnx_cache`). Where that is impossible (onnxruntime
+missing, an export that fails its check, another device or dtype) it runs a copy of the model
+prepared for PyTorch inference: batch norm folded into the preceding convolutions, channels-last
 memory layout, 1x1 convolutions as matrix products (`runtime="torch"` chooses it). Both match
 the eager model within a max relative difference of 1e-4 (see benchmarks/bench_inference.py).
 """
@@ -32,14 +32,10 @@ the eager model within a max relative difference of 1e-4 (see benchmarks/bench_i
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
-import importlib.resources
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Union
 
 import numpy as np
 import torch
@@ -47,348 +43,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mixdepth.data.transforms import network_input_shape
-from mixdepth.errors import ConfigError, FileFormatError, MixdepthError
-from mixdepth.io import pil_to_rgb, read_image
+from mixdepth.errors import ConfigError, MixdepthError
+from mixdepth.inference.config import InferenceConfig, build_model
+from mixdepth.inference.graph import compile_for_inference, optimize_for_inference
+from mixdepth.inference.images import ImageInput, to_rgb_array
+from mixdepth.inference.runtimes import OnnxFileRunner
 
 log = logging.getLogger(__name__)
 
-ImageInput = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821  (PIL imported lazily)
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
 RUNTIMES = ("auto", "torch")
-
-
-def default_weights_path() -> Path | None:
-    """The bundled default weights (mixdepth/weights/default.safetensors) or None if absent."""
-    ref = importlib.resources.files("mixdepth") / "weights" / "default.safetensors"
-    return Path(str(ref)) if ref.is_file() else None
-
-
-def max_relative_difference(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
-    """max |a - b| / max |b| (b is the reference); 0 when both are all zero."""
-    a = np.asarray(a.detach().cpu() if isinstance(a, Tensor) else a, dtype=np.float64)
-    b = np.asarray(b.detach().cpu() if isinstance(b, Tensor) else b, dtype=np.float64)
-    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-    ref = float(np.max(np.abs(b))) if b.size else 0.0
-    return diff / ref if ref > 0 else (0.0 if diff == 0 else float("inf"))
-
-
-# --------------------------------------------------------------------------- images
-
-
-def read_image_file(path: str | Path) -> np.ndarray:
-    """Read an image file -> float32 (H, W, 3) RGB in [0, 1], EXIF orientation applied.
-
-    Raises MixdepthError for a missing file and FileFormatError for an unreadable one.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MixdepthError(f"{path}: no such image file")
-    return read_image(path, exif_transpose=True)
-
-
-def to_rgb_array(image: ImageInput) -> np.ndarray:
-    """Any supported image -> float32 (H, W, 3) RGB in [0, 1].
-
-    Accepts a path, a PIL image, or an array (H, W, 3) RGB / (H, W, 4) RGBA / (H, W) grey,
-    either uint8 (0..255), uint16 (0..65535) or float in [0, 1].
-    """
-    if isinstance(image, (str, Path)):
-        return read_image_file(image)
-    if not isinstance(image, np.ndarray):
-        if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
-            return pil_to_rgb(image)
-        raise MixdepthError(
-            f"image must be a path, a PIL image or a numpy array, got {type(image).__name__}"
-        )
-    arr = image
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise MixdepthError(
-            f"image array must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey, got shape "
-            f"{arr.shape}" + (" (channels first? use arr.transpose(1, 2, 0))"
-                              if arr.ndim == 3 and arr.shape[0] in (3, 4) else "")
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise MixdepthError(f"image array is empty: shape {arr.shape}")
-    arr = arr[..., :3]
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise MixdepthError(f"image array must be uint8, uint16 or float, got {arr.dtype}")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise MixdepthError("image array contains NaN or inf")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise MixdepthError(
-            f"float image values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}] "
-            "(divide 0..255 values by 255)"
-        )
-    return arr
-
-
-# --------------------------------------------------------------------------- models
-
-
-@dataclass(frozen=True)
-class InferenceConfig:
-    """What inference needs to know about a model: its working size, resize rule, mean/std."""
-
-    name: str
-    input_size: int
-    resize_mode: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    @classmethod
-    def of(cls, config: Any) -> InferenceConfig:
-        """The inference part of a model's `config`."""
-        return cls(
-            name=str(config.name),
-            input_size=int(config.input_size),
-            resize_mode=str(config.resize_mode),
-            mean=tuple(float(v) for v in config.mean),
-            std=tuple(float(v) for v in config.std),
-        )
-
-    def with_input_size(self, input_size: int | None) -> InferenceConfig:
-        """This config with another working size (None: unchanged)."""
-        return self if input_size is None else replace(self, input_size=input_size)
-
-
-def build_model(model: str | nn.Module | None, weights: str | Path | None) -> nn.Module:
-    """The network a Predictor runs, in eval mode.
-
-    - an nn.Module: used as is (weights, if given, are loaded strictly into it);
-    - a registry name without weights: constructed with random weights;
-    - weights (with or without a name): loaded with `mixdepth.models.load_model`;
-    - neither: the bundled default weights, or a MixdepthError saying what to pass.
-    """
-    from mixdepth import models
-
-    if weights is not None:
-        weights = Path(weights)
-        if not weights.is_file():
-            raise MixdepthError(f"{weights}: weights file not found")
-    if isinstance(model, nn.Module):
-        if not hasattr(model, "config"):
-            raise ConfigError(
-                f"{type(model).__name__} has no .config (name, input_size, resize_mode, mean, "
-                "std): build it with mixdepth.models.create or attach one"
-            )
-        if weights is not None:
-            models.load_weights(model, weights)
-        return model.eval()
-    if model is None and weights is None:
-        weights = default_weights_path()
-        if weights is None:
-            raise MixdepthError(
-                "no model given and this installation ships no default weights: pass "
-                "--weights PATH (a .safetensors or official .pt checkpoint) and/or --model NAME "
-                f"(one of {', '.join(models.list_models())})"
-            )
-    if weights is None:
-        return models.create(model).eval()
-    return models.load_model(weights, name=model).eval()
-
-
-def fold_batch_norm(model: nn.Module, example: Tensor | None = None) -> nn.Module:
-    """A copy of `model` (eval mode) with each BatchNorm2d folded into the conv feeding it.
-
-    Which conv feeds which batch norm is observed on one forward pass of `example` (default a
-    random (1, 3, 64, 64) image): a BatchNorm2d whose input tensor is the output of a Conv2d is
-    folded into it (the conv gets the normalisation as weight scale and bias) and replaced by
-    nn.Identity. The folded copy is then checked against the original on the same example; if
-    the outputs differ by more than 1e-4 relative (a conv output used elsewhere too), the
-    unfolded copy is returned. The original model is not modified.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    fused = copy.deepcopy(model).eval()
-    if example is None:
-        example = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    example = example.to(next(fused.parameters(), torch.empty(0)).device)
-    conv_outputs: dict[int, tuple[str, Tensor]] = {}
-    pairs: list[tuple[str, str]] = []
-
-    def after_conv(name):
-        def hook(module, args, output):
-            conv_outputs[id(output)] = (name, output)  # keep the tensor alive: ids stay unique
-        return hook
-
-    def before_bn(name):
-        def hook(module, args):
-            if id(args[0]) in conv_outputs:
-                pairs.append((conv_outputs[id(args[0])][0], name))
-        return hook
-
-    handles = []
-    for name, module in fused.named_modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(after_conv(name)))
-        elif isinstance(module, nn.BatchNorm2d) and module.track_running_stats:
-            handles.append(module.register_forward_pre_hook(before_bn(name)))
-    with torch.inference_mode():
-        reference = fused(example)
-    for handle in handles:
-        handle.remove()
-    conv_outputs.clear()
-
-    for conv_name, bn_name in dict(pairs).items():  # each conv once
-        conv, bn = fused.get_submodule(conv_name), fused.get_submodule(bn_name)
-        _set_submodule(fused, conv_name, fuse_conv_bn_eval(conv, bn))
-        _set_submodule(fused, bn_name, nn.Identity())
-    with torch.inference_mode():
-        difference = max_relative_difference(fused(example), reference)
-    if difference > 1e-4:
-        log.warning("batch-norm folding changed the output (%.2g); running unfolded", difference)
-        return copy.deepcopy(model).eval()
-    return fused
-
-
-def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, module)
-
-
-def conv1x1_as_matmul(model: nn.Module, example: Tensor | None = None) -> nn.Module:
-    """`model` (a copy made for inference, modified in place) with its 1x1 convolutions (stride
-    1, no padding, one group, float32) run as matrix products over the channels.
-
-    On a channels-last (B, C, H, W) input that is `F.linear` on the (B, H, W, C) view, with no
-    copy, instead of PyTorch's generic im2col path for small 1x1 convolutions. A call with
-    another weight than the module's own (e.g. weight standardisation) runs the plain conv. The
-    result is checked against the unmodified forward on `example` (default a random
-    (1, 3, 64, 64) image); if they differ by more than 1e-4 relative, the module is restored.
-    """
-    convs = [
-        m for m in model.modules()
-        if isinstance(m, nn.Conv2d) and m.padding_mode == "zeros"
-        and not isinstance(m.padding, str) and m.weight.device.type == "cpu"
-        and m.weight.dtype == torch.float32
-    ]
-    if not convs:
-        return model
-    if example is None:
-        example = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    example = example.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        reference = model(example)
-    for conv in convs:
-        forward = _conv_as_matmul(conv)
-        if forward is not None:
-            conv._conv_forward = forward
-    with torch.inference_mode():
-        difference = max_relative_difference(model(example), reference)
-    if difference > 1e-4:
-        log.warning("1x1 convs as matmul changed the output (%.2g); running plain ones", difference)
-        for conv in convs:
-            conv.__dict__.pop("_conv_forward", None)
-    return model
-
-
-def _conv_as_matmul(conv: nn.Conv2d) -> Callable | None:
-    if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding != (0, 0) \
-            or conv.groups != 1:
-        return None
-    matrix = conv.weight.detach()[:, :, 0, 0].contiguous()  # (out, in)
-
-    def forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if weight is not conv.weight:  # a subclass passing a derived weight
-            return F.conv2d(x, weight, bias)
-        # (B, C, H, W) channels-last is a (B, H, W, C) contiguous tensor: no copy either way
-        return F.linear(x.permute(0, 2, 3, 1), matrix, bias).permute(0, 3, 1, 2)
-
-    return forward
-
-
-def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """The fast inference copy: batch norm folded, channels-last weights, 1x1 convolutions as
-    matrix products (see `conv1x1_as_matmul`), eval mode.
-
-    A model without BatchNorm2d (the ViT-based DPT models) has nothing to fold and is returned
-    as it is, in eval mode, rather than doubling its memory with a copy.
-    """
-    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
-        return model.eval()
-    fast = pad_into_kernels(fold_batch_norm(model))
-    if channels_last:
-        fast = conv1x1_as_matmul(fast.to(memory_format=torch.channels_last))
-    return fast.eval()
-
-
-def pad_into_kernels(model: nn.Module) -> nn.Module:
-    """`model` (a copy made for inference, modified in place) with the strided TensorFlow-"same"
-    convolutions of its EfficientNet encoder padding their kernel rather than their input
-    (`SamePadConv2d._forward_padded_kernel`, exact)."""
-    from mixdepth.models.efficientnet import SamePadConv2d
-
-    for module in model.modules():
-        if isinstance(module, SamePadConv2d):
-            module.pad_into_kernel = True
-    return model
-
-
-def compile_for_inference(model: nn.Module) -> nn.Module:
-    """`torch.compile` (inductor, weights frozen into the graph) of the batch-norm-folded,
-    channels-last model: the fastest CPU path for many inputs of one size (video frames, one
-    camera's photos). Compiling happens at the first call and again for each new input shape
-    (seconds to tens of seconds each on a CPU) and needs a C++ compiler; call it under
-    inference mode. As in `optimize_for_inference`, a model without BatchNorm2d is used as it
-    is (no copy, and its memory layout is left alone)."""
-    if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
-        model = pad_into_kernels(fold_batch_norm(model)).to(memory_format=torch.channels_last)
-    return FrozenCompiled(model.eval())
-
-
-class FrozenCompiled(nn.Module):
-    """A module compiled by inductor with freezing: parameters become constants of the graph, so
-    that convolutions run as prepacked oneDNN kernels with their bias and activation fused.
-    Inductor reads its freezing switch from its global config when it compiles, which happens
-    lazily at calls with a new input shape, so every call runs with the switch set (a
-    compile-time `options={"freezing": True}` is not enough) and the global config is left
-    as it was."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.compiled = torch.compile(model, dynamic=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        import torch._inductor.config as inductor_config
-
-        with inductor_config.patch(freezing=True):
-            return self.compiled(x)
-
-
-class _OnnxRunner:
-    """Runs an exported model (see mixdepth.export) with onnxruntime: (B,3,h,w) -> (B,h,w)."""
-
-    def __init__(self, path: Path, threads: int | None = None):
-        import onnxruntime as ort
-
-        from mixdepth.export import read_onnx_config
-
-        self.config = read_onnx_config(path)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:
-            raise FileFormatError(path, f"onnxruntime cannot load it ({err})") from None
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, x: Tensor) -> Tensor:
-        out = self.session.run(None, {self.input_name: x.float().contiguous().numpy()})[0]
-        return torch.from_numpy(out)
 
 
 @functools.lru_cache(maxsize=8)  # a few sizes (a video's frames share one); bounded memory
@@ -435,8 +99,8 @@ class Predictor:
     - dtype=torch.bfloat16 runs the network under CPU/CUDA autocast (output stays float32).
     - optimize: run the fastest exact path (False: the eager model as it is). On the CPU in
       float32 with runtime="auto" that is onnxruntime on the model's cached ONNX export
-      (`mixdepth.onnx_cache`); otherwise, or if that path cannot be used (a one-line notice
-      says why), the copy prepared by `optimize_for_inference`.
+      (`mixdepth.inference.onnx_cache`); otherwise, or if that path cannot be used (a one-line
+      notice says why), the copy prepared by `optimize_for_inference`.
     - runtime: "auto" (above) or "torch" (always the `optimize_for_inference` copy).
     - compile: run `compile_for_inference` instead (fastest for many same-size inputs, after
       a one-off compilation per input shape).
@@ -477,7 +141,7 @@ class Predictor:
             onnx = Path(onnx)
             if not onnx.is_file():
                 raise MixdepthError(f"{onnx}: ONNX file not found")
-            runner = _OnnxRunner(onnx)
+            runner = OnnxFileRunner(onnx)
             self.config = runner.config.with_input_size(input_size)
             self._run = runner
             return
@@ -498,7 +162,7 @@ class Predictor:
 
     def _use_cached_onnx(self, net: nn.Module) -> None:
         """Run `net` through its cached ONNX export, or the torch fast path with a notice."""
-        from mixdepth.onnx_cache import OnnxUnavailable, cached_session
+        from mixdepth.inference.onnx_cache import OnnxUnavailable, cached_session
 
         try:
             session, how = cached_session(net)
@@ -626,17 +290,3 @@ class Predictor:
                 chunk = indices[start : start + batch_size]
                 x = torch.cat([self.preprocess(arrays[i]) for i in chunk])
                 yield chunk, self.forward(x)
-
-
-__all__ = [
-    "InferenceConfig",
-    "Predictor",
-    "build_model",
-    "default_weights_path",
-    "conv1x1_as_matmul",
-    "fold_batch_norm",
-    "max_relative_difference",
-    "optimize_for_inference",
-    "read_image_file",
-    "to_rgb_array",
-]

@@ -40,7 +40,7 @@ class SamePadConv2d(nn.Conv2d):
             groups=groups, bias=False,
         )
 
-    # set by the inference fast path (mixdepth.predict): pad the kernel instead of the input
+    # set by the inference fast path (mixdepth.inference.graph): pad the kernel instead of the input
     pad_into_kernel = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -132,7 +132,7 @@ class DepthService:
 
     def predict(self, data: bytes, filename: str) -> Result:
         """Decode an uploaded file as `mixdepth predict` reads a photo and predict its depth."""
-        from mixdepth.predict import to_rgb_array
+        from mixdepth.inference import to_rgb_array
 
         name = filename.replace("\\", "/").rsplit("/", 1)[-1] or "upload"
         if not data:
@@ -208,7 +208,7 @@ class DepthService:
     def download(self, rid: str, kind: str, colormap: str = "inferno") -> Path:
         """The file `mixdepth predict --format KIND --colormap COLORMAP` writes for the upload,
         named as it names it; KeyError for an unknown result or kind."""
-        from mixdepth.predict import to_rgb_array
+        from mixdepth.inference import to_rgb_array
 
         if kind not in DOWNLOADS:
             raise KeyError(kind)
