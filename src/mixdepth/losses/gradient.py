@@ -72,80 +72,76 @@ def _view(buffer: Tensor, shape: torch.Size) -> Tensor:
     return buffer.view(-1)[: shape.numel()].view(shape)
 
 
-def work_buffers(like: Tensor) -> tuple[Tensor, Tensor]:
-    """Two contiguous (B, H, W) work buffers shaped like `like`, for the functions below."""
-    return tuple(torch.empty_like(like, memory_format=torch.contiguous_format) for _ in "ab")
-
-
-def valid_and_differences(r: Tensor, w: Tensor, dim: int, scratch: tuple[Tensor, Tensor]
-                          ) -> tuple[Tensor, Tensor]:
-    """(valid pairs, forward differences r[i + 1] - r[i]) of a map r and its 0/1 mask w along
-    `dim` (both one element shorter), written into the two work buffers."""
-    length = r.shape[dim]
-    shape = r.narrow(dim, 1, length - 1).shape
-    valid = torch.mul(w.narrow(dim, 1, length - 1), w.narrow(dim, 0, length - 1),
-                      out=_view(scratch[0], shape))
-    difference = torch.sub(r.narrow(dim, 1, length - 1), r.narrow(dim, 0, length - 1),
-                           out=_view(scratch[1], shape))
-    return valid, difference
-
-
-def gradient_sums(residual: Tensor, weights: Tensor, scales: int,
-                  scratch: tuple[Tensor, Tensor]) -> Tensor:
-    """(K, B) sums of |dx R| + |dy R| over valid differences, scale k every 2^k-th pixel.
-    weights: the mask as 0/1 floats; validity is applied by multiplying (branch-free; R is
-    finite and 0 outside the mask)."""
-    sums = residual.new_zeros(scales, residual.shape[0])
+def masked_differences(residual: Tensor, weights: Tensor, scales: int, scratch: Tensor
+                       ) -> list[tuple[int, int, Tensor]]:
+    """The forward differences of R over valid pairs, per scale and direction: a list of
+    (k, dim, D) with D = (r[i + 1] - r[i]) * w[i + 1] * w[i] along `dim` (1 or 2) of
+    r = R[:, ::2^k, ::2^k] (one element shorter along `dim`), w the mask as 0/1 floats.
+    `scratch` is a (B, H, W) work buffer for the valid-pair weights."""
+    out = []
     for k in range(scales):
         r = residual[:, :: 2**k, :: 2**k]
         w = weights[:, :: 2**k, :: 2**k]
         for dim in (1, 2):
-            if r.shape[dim] >= 2:
-                valid, difference = valid_and_differences(r, w, dim, scratch)
-                sums[k] += difference.abs_().mul_(valid).flatten(1).sum(1)
-    return sums
-
-
-def add_gradient_signs(grad: Tensor, residual: Tensor, weights: Tensor, grad_sums: Tensor,
-                       scratch: tuple[Tensor, Tensor]) -> None:
-    """grad += d(sum_k grad_sums[k] . gradient sums of scale k) / dR, in place; the signs of
-    the differences are recomputed from R (d|a - b| = sign(a - b))."""
-    for k in range(grad_sums.shape[0]):
-        r = residual[:, :: 2**k, :: 2**k]
-        w = weights[:, :: 2**k, :: 2**k]
-        g = grad[:, :: 2**k, :: 2**k]  # a strided view: writes land in `grad`
-        for dim in (1, 2):
             length = r.shape[dim]
             if length < 2:
                 continue
-            valid, difference = valid_and_differences(r, w, dim, scratch)
-            step = difference.sign_().mul_(valid).mul_(grad_sums[k][:, None, None])
-            g.narrow(dim, 1, length - 1).add_(step)
-            g.narrow(dim, 0, length - 1).sub_(step)
+            shape = r.narrow(dim, 1, length - 1).shape
+            valid = torch.mul(w.narrow(dim, 1, length - 1), w.narrow(dim, 0, length - 1),
+                              out=_view(scratch, shape))
+            difference = torch.sub(r.narrow(dim, 1, length - 1), r.narrow(dim, 0, length - 1))
+            out.append((k, dim, difference.mul_(valid)))
+    return out
+
+
+def gradient_sums(differences: list[tuple[int, int, Tensor]], residual: Tensor, scales: int
+                  ) -> Tensor:
+    """(K, B) sums of |dx R| + |dy R| over valid pairs from `masked_differences` of
+    `residual` (an L1 norm per image: one pass, no temporary)."""
+    sums = residual.new_zeros(scales, residual.shape[0])
+    for k, _, difference in differences:
+        sums[k] += torch.linalg.vector_norm(difference.flatten(1), ord=1, dim=1)
+    return sums
+
+
+def add_gradient_signs(grad: Tensor, differences: list[tuple[int, int, Tensor]],
+                       grad_sums: Tensor, scratch: Tensor) -> None:
+    """grad (B, H, W) += d(sum_k grad_sums[k] . gradient sums of scale k) / dR, in place, from
+    the saved `masked_differences` (d|a - b| = sign(a - b); 0 on invalid pairs, whose D is 0).
+    `scratch` is a (B, H, W) work buffer."""
+    for k, dim, difference in differences:
+        g = grad[:, :: 2**k, :: 2**k]  # a strided view: writes land in `grad`
+        length = g.shape[dim]
+        step = torch.sign(difference, out=_view(scratch, difference.shape))
+        step.mul_(grad_sums[k][:, None, None])
+        g.narrow(dim, 1, length - 1).add_(step)
+        g.narrow(dim, 0, length - 1).sub_(step)
 
 
 class GradientSums(torch.autograd.Function):
     """Per-scale, per-image sums (K, B) of |dx R| + |dy R| over valid differences.
 
     Scale k takes every 2^k-th pixel of R and of the mask. Validity is applied by multiplying
-    with the 0/1 mask (branch-free; R is finite and 0 outside the mask). The backward pass
-    recomputes the signs of the differences from R instead of storing them
-    (d|a - b| = sign(a - b)).
+    with the 0/1 mask (branch-free; R is finite and 0 outside the mask). The masked
+    differences are kept for the backward pass, which needs only their signs.
     """
 
     @staticmethod
     def forward(ctx, residual: Tensor, mask: Tensor, scales: int):
-        sums = gradient_sums(residual, mask_weights(mask, residual.dtype), scales,
-                             work_buffers(residual))
-        ctx.save_for_backward(residual, mask)
-        ctx.scales = scales
-        return sums
+        scratch = torch.empty_like(residual, memory_format=torch.contiguous_format)
+        differences = masked_differences(residual, mask_weights(mask, residual.dtype), scales,
+                                         scratch)
+        ctx.save_for_backward(*(d for _, _, d in differences))
+        ctx.layout = [(k, dim) for k, dim, _ in differences]
+        ctx.like = (residual.shape, residual.dtype)
+        return gradient_sums(differences, residual, scales)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_sums: Tensor):
-        residual, mask = ctx.saved_tensors
-        grad = torch.zeros_like(residual)
-        add_gradient_signs(grad, residual, mask_weights(mask, residual.dtype), grad_sums,
-                           work_buffers(residual))
+        differences = [(k, dim, d) for (k, dim), d in zip(ctx.layout, ctx.saved_tensors,
+                                                           strict=True)]
+        shape, dtype = ctx.like
+        grad = torch.zeros(shape, dtype=dtype, device=grad_sums.device)
+        add_gradient_signs(grad, differences, grad_sums, torch.empty_like(grad))
         return grad, None, None

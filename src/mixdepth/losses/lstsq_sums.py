@@ -27,7 +27,7 @@ from mixdepth.losses.alignment import (
     masked,
     per_image,
 )
-from mixdepth.losses.gradient import add_gradient_signs, gradient_sums
+from mixdepth.losses.gradient import add_gradient_signs, gradient_sums, masked_differences
 
 
 def lstsq_loss_sums(pred: Tensor, target: Tensor, mask: Tensor, scales: int
@@ -64,7 +64,7 @@ def _moments(pred: Tensor, target: Tensor, mask: Tensor, weights: Tensor, scratc
 
 class LstsqLossSums(torch.autograd.Function):
     """See the module docstring: (data sums (B,), gradient sums (K, B)) with a closed-form
-    backward pass to `pred`. Temporaries go to two reused work buffers."""
+    backward pass to `pred`. Temporaries go to reused work buffers."""
 
     @staticmethod
     def forward(ctx, pred: Tensor, target: Tensor, mask: Tensor, scales: int):
@@ -76,35 +76,37 @@ class LstsqLossSums(torch.autograd.Function):
         safe_var = torch.where(singular, 1.0, var_p)
         scale = torch.where(singular, 0.0, cov / safe_var)
         # With shift = mean_t - s mean_p, R = s (pred - mean_p) - (target - mean_t) on the
-        # valid pixels: the centred maps, corrected by their offsets.
-        residual = centred_p.mul_(per_image(scale, pred)).sub_(centred_t)
+        # valid pixels: the centred maps, corrected by their offsets. centred_p is kept for
+        # the backward pass; R takes the place of centred_t.
+        residual = centred_t.neg_().addcmul_(centred_p, per_image(scale, pred))
         residual.addcmul_(weights, per_image(offset_t - scale * offset_p, pred))
         data = image_sum(torch.mul(residual, residual, out=scratch)).to(pred.dtype)
-        grads = gradient_sums(residual, weights, scales, (centred_t, scratch))
-        ctx.save_for_backward(pred, mask, residual, count, mean_p, safe_var, scale, singular)
+        differences = masked_differences(residual, weights, scales, scratch)
+        grads = gradient_sums(differences, residual, scales)
+        ctx.save_for_backward(centred_p, weights, residual, count, offset_p, safe_var, scale,
+                              singular, *(d for _, _, d in differences))
+        ctx.layout = [(k, dim) for k, dim, _ in differences]
         return data, grads
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_data: Tensor, grad_grads: Tensor):
-        pred, mask, residual, count, mean_p, safe_var, scale, singular = ctx.saved_tensors
-        weights = mask_weights(mask, pred.dtype)
+        centred_p, weights, residual, count, offset_p, safe_var, scale, singular, *saved = \
+            ctx.saved_tensors
         grad = residual * per_image(2.0 * grad_data.to(torch.float64), residual)
         scratch = torch.empty_like(grad)
         if grad_grads.numel():
-            add_gradient_signs(grad, residual, weights, grad_grads,
-                                (scratch, torch.empty_like(grad)))
-        centred_p = masked(pred, mask, weights)
-        rounded = mean_p.to(pred.dtype)  # pred - mean_p as in the forward pass, exactly
-        centred_p.addcmul_(weights, -rounded[:, None, None])
-        centred_p.addcmul_(weights, per_image(rounded.to(torch.float64) - mean_p, pred))
+            differences = [(k, dim, d) for (k, dim), d in zip(ctx.layout, saved, strict=True)]
+            add_gradient_signs(grad, differences, grad_grads, scratch)
+        # p~ = centred_p - offset_p on the valid pixels, where G (0 off the mask) lives
         total_g = image_sum(grad)
-        total_gp = image_sum(torch.mul(grad, centred_p, out=scratch))
+        total_gp = image_sum(torch.mul(grad, centred_p, out=scratch)) - offset_p * total_g
         inverse_count = torch.where(count > 0, 1.0 / count.clamp_min(1.0), 0.0)
         through_scale = torch.where(singular, 0.0, total_gp / safe_var)
         # s G + ts (-R - s p~) - s (sum G) / M, on the valid pixels
-        out = grad.mul_(per_image(scale, pred))
-        out.addcmul_(residual, per_image(-through_scale, pred))
-        out.addcmul_(centred_p, per_image(-through_scale * scale, pred))
-        out.addcmul_(weights, per_image(-scale * total_g * inverse_count, pred))
+        out = grad.mul_(per_image(scale, grad))
+        out.addcmul_(residual, per_image(-through_scale, grad))
+        out.addcmul_(centred_p, per_image(-through_scale * scale, grad))
+        correction = through_scale * scale * offset_p - scale * total_g * inverse_count
+        out.addcmul_(weights, per_image(correction, grad))
         return out, None, None, None
