@@ -62,6 +62,18 @@ def masked(x: Tensor, mask: Tensor, weights: Tensor | None = None) -> Tensor:
     return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
+def masked_with_sums(x: Tensor, mask: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """(`masked(x, mask, weights)`, its `image_sum`) for x (B, H, W): the check that the
+    product is finite is made on the per-image sums (any NaN or inf reaches them), which
+    saves `masked`'s pass over the map."""
+    out = x * weights
+    sums = image_sum(out)
+    if bool(torch.isfinite(sums).all()):
+        return out, sums
+    out = torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return out, image_sum(out)
+
+
 def mask_weights(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """The bool mask as 0/1 values of `dtype` (same shape), for `masked` and products.
 

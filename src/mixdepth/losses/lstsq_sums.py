@@ -24,7 +24,7 @@ from mixdepth.losses.alignment import (
     RELATIVE_VARIANCE_FLOOR,
     image_sum,
     mask_weights,
-    masked,
+    masked_with_sums,
     per_image,
 )
 from mixdepth.losses.gradient import add_gradient_signs, gradient_sums, masked_differences
@@ -49,10 +49,10 @@ def _moments(pred: Tensor, target: Tensor, mask: Tensor, weights: Tensor, scratc
     """
     count = image_sum(weights)
     safe_count = count.clamp_min(1.0)
-    centred_p = masked(pred, mask, weights)
-    centred_t = masked(target, mask, weights)
-    mean_p = image_sum(centred_p) / safe_count
-    mean_t = image_sum(centred_t) / safe_count
+    centred_p, sum_p = masked_with_sums(pred, mask, weights)
+    centred_t, sum_t = masked_with_sums(target, mask, weights)
+    mean_p = sum_p / safe_count
+    mean_t = sum_t / safe_count
     centred_p.addcmul_(weights, per_image(-mean_p, pred))
     centred_t.addcmul_(weights, per_image(-mean_t, target))
     offset_p = image_sum(centred_p) / safe_count
