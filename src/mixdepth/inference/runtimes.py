@@ -12,30 +12,6 @@ from mixdepth.errors import FileFormatError
 from mixdepth.inference.onnx import read_onnx_config
 
 
-class OnnxFileRunner:
-    """Runs a file written by `mixdepth export` with onnxruntime: (B,3,h,w) -> (B,h,w); its
-    `config` is read from the file's metadata."""
-
-    def __init__(self, path: Path, threads: int | None = None):
-        import onnxruntime as ort
-
-        self.config = read_onnx_config(path)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:
-            raise FileFormatError(path, f"onnxruntime cannot load it ({err})") from None
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, x: Tensor) -> Tensor:
-        out = self.session.run(None, {self.input_name: x.float().contiguous().numpy()})[0]
-        return torch.from_numpy(out)
-
-
 class OnnxSession:
     """An onnxruntime CPU session over ONNX bytes: normalised (B, 3, h, w) -> (B, h, w)."""
 
@@ -54,3 +30,16 @@ class OnnxSession:
     def __call__(self, x: Tensor) -> Tensor:
         array = x.detach().to(torch.float32).contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+
+
+class OnnxFileRunner(OnnxSession):
+    """An `OnnxSession` over a file written by `mixdepth export`; its `config` is read from
+    the file's metadata."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        path = Path(path)
+        self.config = read_onnx_config(path)
+        try:
+            super().__init__(path.read_bytes(), threads)
+        except Exception as err:
+            raise FileFormatError(path, f"onnxruntime cannot load it ({err})") from None
