@@ -14,7 +14,7 @@ def test_quick_demo_runs_every_stage(tmp_path, monkeypatch):
     for strategy in ("uniform", "pareto"):
         assert outputs[f"{strategy} model"].is_file()
     table = result["table"]
-    assert "lite0-uniform" in table and "lite0-pareto" in table
+    assert "lite2-uniform" in table and "lite2-pareto" in table
     assert (tmp_path / "demo" / "eval" / "table.md").is_file()
     for photo in photo_paths():
         assert (outputs["photo depth maps"] / f"{photo.stem}_color.png").is_file()

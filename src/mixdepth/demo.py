@@ -1,11 +1,11 @@
 """The end-to-end demonstration behind `mixdepth demo` (the README's `make demo`).
 
 Offline and on a CPU: render a small synthetic mix in the real datasets' formats, train the
-`lite0` model (its encoder from ImageNet) on it with uniform and with Pareto (MGDA) mixing,
-evaluate both (and the bundled
-default model, when the package ships one) zero-shot on the held-out scene families, and
-write depth maps of real photographs. Every stage calls the same library functions as the
-corresponding command, and the equivalent command is printed with it.
+bundled model's architecture (`lite2`, its encoder from ImageNet) on it with uniform and with
+Pareto (MGDA) mixing, evaluate both (and the bundled default model, when the package ships
+one) zero-shot on the held-out scene families, and write depth maps of real photographs.
+Every stage calls the same library functions as the corresponding command, and the
+equivalent command is printed with it.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from mixdepth.errors import ConfigError
 STRATEGIES = ("uniform", "pareto")
 # The demo's model: the shipped configs train `tiny` from random weights; the demo trains the
 # bundled model's architecture from ImageNet weights instead, in bfloat16.
+DEMO_MODEL = "lite2"
 MODEL_OVERRIDES = (
-    "model.name=lite0", "model.pretrained=imagenet", "model.options={features: 32, expand: true}",
+    f"model.name={DEMO_MODEL}", "model.pretrained=imagenet",
+    "model.options={features: 32, expand: true}",
     "model.freeze_encoder_batchnorm=true", "optimizer.lr_encoder=1.0e-4", "precision=bfloat16",
     "channels_last=true",
 )
@@ -132,9 +134,9 @@ def run_demo(out: str | Path = "demo", settings: DemoSettings | None = None) -> 
             "num_workers=0",
         ]
         command = f"mixdepth train {config} {' '.join(overrides)}"
-        stage(f"2/4 train lite0, {strategy} mixing", command)
+        stage(f"2/4 train {DEMO_MODEL}, {strategy} mixing", command)
         result = train(config, overrides, resume=(run_dir / "checkpoints").is_dir())
-        models[f"lite0-{strategy}"] = result.weights
+        models[f"{DEMO_MODEL}-{strategy}"] = result.weights
         outputs[f"{strategy} model"] = result.weights
     bundled = default_weights_path()
     if bundled is not None:
@@ -157,7 +159,7 @@ def run_demo(out: str | Path = "demo", settings: DemoSettings | None = None) -> 
     table = markdown_table(summaries)
     outputs["evaluation table"] = evals / "table.md"
 
-    weights = bundled or models["lite0-pareto"]
+    weights = bundled or models[f"{DEMO_MODEL}-pareto"]
     photos_out = out / "photos"
     stage(
         "4/4 depth of real photographs",

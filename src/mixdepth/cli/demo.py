@@ -14,7 +14,7 @@ def demo(
     steps: int = typer.Option(None, help="Training steps per mixing strategy."),
     n_per_set: int = typer.Option(None, help="Synthetic samples per set."),
 ) -> None:
-    """Render a synthetic mix, train lite0 (encoder from ImageNet) with uniform and Pareto
+    """Render a synthetic mix, train lite2 (encoder from ImageNet) with uniform and Pareto
     mixing, evaluate zero-shot on held-out scene families, and predict depth for real
     photographs. Rerunning reuses what is already in --out."""
     from dataclasses import replace
