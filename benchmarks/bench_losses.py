@@ -229,7 +229,7 @@ def main() -> None:
     input_bytes = sum(x.numel() * x.element_size() for x in (pred_base, target, mask))
     print(
         f"batch {args.batch} x {args.size} x {args.size}, {args.valid:.0%} valid, "
-        f"{torch.get_num_threads()} threads, fastest of {args.repeat} interleaved runs; "
+        f"{torch.get_num_threads()} threads, {args.repeat} interleaved runs; "
         f"inputs {input_bytes / 2**20:.1f} MiB"
     )
     print("times: fastest (median) ms")
@@ -259,7 +259,6 @@ def main() -> None:
         (ours_ms, public_ms, loop_ms), (ours, public, loop) = time_interleaved(
             [batched_step, public_step, loop_step], args.repeat
         )
-
         agree = abs(ours - public) <= 1e-5 * abs(public) and abs(ours - loop) <= 1e-4 * abs(loop)
         extra = extra_bytes[kind]
         print(
